@@ -1,0 +1,1 @@
+"""Channel connectors: one module per channel, each speaking one protocol."""

@@ -1,0 +1,177 @@
+-- omnihub: the whole schema, in one place.
+--
+-- The file is a list of versioned migrations. Each starts with a line
+-- "-- migration N: title" and runs once, in its own transaction, in order
+-- (hub/migrate.py). Never edit a migration that has shipped: add a new one.
+
+-- migration 1: core store
+CREATE TABLE agents (
+    id            bigserial PRIMARY KEY,
+    email         text NOT NULL,
+    name          text NOT NULL,
+    role          text NOT NULL CHECK (role IN ('agent', 'manager', 'admin')),
+    password_hash text NOT NULL,
+    disabled      boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX agents_email_key ON agents (lower(email));
+
+-- Login sessions and API tokens; only a hash of the token is stored.
+CREATE TABLE sessions (
+    token_hash  bytea PRIMARY KEY,
+    agent_id    bigint NOT NULL REFERENCES agents ON DELETE CASCADE,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+
+CREATE TABLE channels (
+    id            bigserial PRIMARY KEY,
+    kind          text NOT NULL CHECK (kind IN ('telegram', 'vk', 'email', 'widget', 'loopback')),
+    name          text NOT NULL UNIQUE,
+    settings      jsonb NOT NULL DEFAULT '{}',
+    secrets       jsonb NOT NULL DEFAULT '{}',  -- never returned by the API
+    enabled       boolean NOT NULL DEFAULT true,
+    last_error    text,
+    last_error_at timestamptz,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Telegram update offset, VK long-poll ts, IMAP UIDVALIDITY+UID: advanced in
+-- the same transaction as the messages they cover.
+CREATE TABLE channel_cursors (
+    channel_id bigint NOT NULL REFERENCES channels ON DELETE CASCADE,
+    key        text NOT NULL,
+    value      text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (channel_id, key)
+);
+
+-- The client card: one per person, across channels.
+CREATE TABLE clients (
+    id          bigserial PRIMARY KEY,
+    name        text NOT NULL DEFAULT '',
+    email       text NOT NULL DEFAULT '',
+    phone       text NOT NULL DEFAULT '',
+    merged_into bigint REFERENCES clients,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX clients_name_idx ON clients (lower(name) text_pattern_ops);
+CREATE INDEX clients_email_idx ON clients (lower(email)) WHERE email <> '';
+
+-- A sender on one channel (Telegram user, VK user, e-mail address, widget visitor).
+CREATE TABLE identities (
+    id           bigserial PRIMARY KEY,
+    channel_id   bigint NOT NULL REFERENCES channels,
+    external_id  text NOT NULL,
+    client_id    bigint NOT NULL REFERENCES clients,
+    display_name text NOT NULL DEFAULT '',
+    username     text NOT NULL DEFAULT '',
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (channel_id, external_id)
+);
+CREATE INDEX identities_client_idx ON identities (client_id);
+
+CREATE TABLE conversations (
+    id               bigserial PRIMARY KEY,
+    client_id        bigint NOT NULL REFERENCES clients,
+    channel_id       bigint NOT NULL REFERENCES channels,
+    identity_id      bigint NOT NULL REFERENCES identities,
+    subject          text NOT NULL DEFAULT '',
+    status           text NOT NULL DEFAULT 'open'
+                     CHECK (status IN ('open', 'pending', 'resolved', 'snoozed')),
+    snoozed_until    timestamptz,
+    assignee_id      bigint REFERENCES agents,
+    unread_count     integer NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    last_activity_at timestamptz NOT NULL DEFAULT now(),
+    first_response_at timestamptz,
+    resolved_at      timestamptz
+);
+CREATE INDEX conversations_activity_idx ON conversations (last_activity_at DESC, id DESC);
+CREATE INDEX conversations_identity_idx ON conversations (identity_id, id DESC);
+CREATE INDEX conversations_client_idx ON conversations (client_id, id DESC);
+CREATE INDEX conversations_assignee_idx ON conversations (assignee_id, last_activity_at DESC);
+
+CREATE TABLE messages (
+    id              bigserial PRIMARY KEY,
+    conversation_id bigint NOT NULL REFERENCES conversations,
+    channel_id      bigint NOT NULL REFERENCES channels,
+    external_id     text,  -- the channel's id; NULL for a reply not yet sent
+    direction       text NOT NULL CHECK (direction IN ('in', 'out')),
+    author_agent_id bigint REFERENCES agents,
+    text            text NOT NULL DEFAULT '',
+    html            text NOT NULL DEFAULT '',
+    attachments     jsonb NOT NULL DEFAULT '[]',
+    flags           text[] NOT NULL DEFAULT '{}',
+    status          text NOT NULL
+                    CHECK (status IN ('received', 'queued', 'sent', 'delivered', 'failed')),
+    error           text NOT NULL DEFAULT '',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    sent_at         timestamptz,
+    edited_at       timestamptz,
+    search          tsvector GENERATED ALWAYS AS (
+                        to_tsvector('english'::regconfig, left(text, 100000))
+                        || to_tsvector('russian'::regconfig, left(text, 100000))
+                    ) STORED,
+    UNIQUE (channel_id, external_id)
+);
+CREATE INDEX messages_conversation_idx ON messages (conversation_id, id);
+CREATE INDEX messages_search_idx ON messages USING gin (search);
+
+-- Private notes: never sent to the customer.
+CREATE TABLE notes (
+    id              bigserial PRIMARY KEY,
+    conversation_id bigint REFERENCES conversations,
+    client_id       bigint NOT NULL REFERENCES clients,
+    author_agent_id bigint NOT NULL REFERENCES agents,
+    text            text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX notes_conversation_idx ON notes (conversation_id, id);
+
+-- The event log: every live event, stored so a websocket resumes from its
+-- last id, and the client card's timeline. See docs/events.md.
+CREATE TABLE events (
+    id              bigserial PRIMARY KEY,
+    type            text NOT NULL,
+    client_id       bigint,
+    conversation_id bigint,
+    actor_agent_id  bigint,
+    payload         jsonb NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX events_client_idx ON events (client_id, id);
+
+-- Replies waiting for their channel. A row lives until the message is sent
+-- or has failed for good.
+CREATE TABLE outbox (
+    id              bigserial PRIMARY KEY,
+    message_id      bigint NOT NULL UNIQUE REFERENCES messages,
+    channel_id      bigint NOT NULL REFERENCES channels,
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    locked_until    timestamptz,
+    last_error      text NOT NULL DEFAULT '',
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX outbox_due_idx ON outbox (next_attempt_at);
+
+-- Attachments, keyed by content hash, visible to every hub process.
+CREATE TABLE blobs (
+    sha256       text PRIMARY KEY,
+    size         bigint NOT NULL,
+    content_type text NOT NULL,
+    data         bytea NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Input we could not turn into a message: kept with the reason, never dropped.
+CREATE TABLE raw_inbound (
+    id         bigserial PRIMARY KEY,
+    channel_id bigint NOT NULL REFERENCES channels ON DELETE CASCADE,
+    kind       text NOT NULL,
+    reason     text NOT NULL,
+    payload    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
