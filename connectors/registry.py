@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from connectors.telegram import TelegramConnector
 from hub.types import ChannelAccount, Connector
 
 
@@ -34,3 +35,6 @@ def connector_for(account: ChannelAccount) -> Connector:
     except KeyError:
         raise LookupError(f"no connector for channel kind {account.kind!r}") from None
     return cls(account)
+
+
+register(TelegramConnector)
