@@ -1,0 +1,273 @@
+// Boot and wiring: login, the three panes, live events, shortcuts.
+import { h, clear, $ } from "./dom.js";
+import { t, applyStatic, setLang, getLang, onLangChange, LANGS } from "./i18n.js";
+import { api, setUnauthorizedHandler } from "./api.js";
+import { AgentSocket } from "./ws.js";
+import { state, upsertConversation, sortedConversations, assigneeParam } from "./state.js";
+import { mountList, renderList, renderFilters } from "./list.js";
+import * as thread from "./thread.js";
+import * as card from "./card.js";
+import { installShortcuts } from "./keys.js";
+
+let socket = null;
+let listToken = 0;
+
+function setScreen(name) {
+  document.body.dataset.screen = name;
+}
+
+function setView(view) {
+  state.view = view;
+  document.body.dataset.view = view;
+}
+
+// ---- login ---------------------------------------------------------------
+
+function showLogin(message = "") {
+  if (socket) socket.stop();
+  socket = null;
+  setScreen("login");
+  const err = $("#login-error");
+  err.textContent = message;
+  err.hidden = !message;
+  $("#login-email").focus();
+}
+
+async function onLogin(e) {
+  e.preventDefault();
+  const btn = $("#login-submit");
+  btn.disabled = true;
+  try {
+    const res = await api.login($("#login-email").value.trim(), $("#login-password").value);
+    $("#login-password").value = "";
+    await startApp(res.agent || (await api.me()));
+  } catch (err) {
+    showLogin(`${t("login.failed")}: ${err.message}`);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// ---- the app ---------------------------------------------------------------
+
+async function startApp(me) {
+  state.me = me;
+  setScreen("app");
+  setView("list");
+  $("#me-name").textContent = me.name || me.email;
+  mountList($("#list"), { onSelect: select, onFiltersChange: reloadList, onMore: loadMore });
+  thread.mountThread($("#thread"), {
+    onBack: () => setView("list"),
+    onCard: () => setView(state.view === "card" ? "thread" : "card"),
+    onAction: act,
+    onTyping: (id) => socket && socket.send({ type: "typing", conversation_id: id }),
+    onError: showError,
+  });
+  card.mountCard($("#card"), {
+    onBack: () => setView("thread"),
+    onOpenConversation: (c) => { upsertConversation(c); select(c.id); },
+  });
+  [state.channels, state.agents] = await Promise.all([
+    api.channels().catch(() => []),
+    api.agents().catch(() => []),
+  ]);
+  renderFilters();
+  socket = new AgentSocket({ onEvent, onState: showConnection, onUnauthorized: () => showLogin() });
+  socket.start();
+  await reloadList();
+}
+
+async function reloadList() {
+  const token = ++listToken;
+  state.conversations.clear();
+  state.nextCursor = null;
+  renderList({ loading: true });
+  await fetchPage(token, null);
+}
+
+async function loadMore() {
+  if (state.nextCursor) await fetchPage(listToken, state.nextCursor);
+}
+
+async function fetchPage(token, cursor) {
+  const f = state.filters;
+  try {
+    const page = await api.conversations({
+      status: f.status, channel: f.channel, assignee: assigneeParam(), q: f.q, cursor,
+    });
+    if (token !== listToken) return;
+    for (const c of page.items) state.conversations.set(c.id, c);
+    state.nextCursor = page.next_cursor;
+  } catch (err) {
+    if (token !== listToken) return;
+    showError(err);
+  }
+  renderList();
+}
+
+async function select(id) {
+  const conv = state.conversations.get(id) || (await api.conversation(id).catch(() => null));
+  if (!conv) return;
+  state.selectedId = id;
+  renderList();
+  setView("thread");
+  card.showClient(conv.client_id);
+  try {
+    await thread.openThread(conv);
+  } catch (err) {
+    showError(err);
+  }
+  if (conv.unread_count) markRead(id);
+}
+
+async function markRead(id) {
+  try {
+    const conv = await api.markRead(id);
+    if (conv && conv.id) applyConversation(conv);
+  } catch {
+    // Not fatal: the counter just stays until the next read.
+  }
+}
+
+function move(step) {
+  const list = sortedConversations();
+  if (!list.length) return;
+  const i = list.findIndex((c) => c.id === state.selectedId);
+  const next = i === -1 ? (step > 0 ? 0 : list.length - 1) : Math.min(list.length - 1, Math.max(0, i + step));
+  if (list[next].id !== state.selectedId) select(list[next].id);
+}
+
+async function act(kind, arg) {
+  const conv = thread.currentConversation();
+  if (!conv) return;
+  try {
+    const updated = kind === "assign"
+      ? await api.assign(conv.id, arg)
+      : await api.setStatus(conv.id, arg.status, arg.snoozed_until);
+    applyConversation(updated);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function applyConversation(conv) {
+  const changed = upsertConversation(conv);
+  thread.setConversation(conv);
+  if (changed) renderList();
+}
+
+// ---- live events -------------------------------------------------------------
+
+function onEvent(ev) {
+  const d = ev.data || {};
+  switch (ev.type) {
+    case "message.created":
+      if (d.conversation) onConversationEvent(d.conversation);
+      if (d.message) {
+        thread.addMessage(d.message);
+        if (d.message.direction === "in" && d.message.conversation_id === state.selectedId && document.visibilityState === "visible") {
+          markRead(state.selectedId);
+        }
+      }
+      break;
+    case "message.status":
+    case "message.updated":
+      if (d.message) thread.updateMessage(d.message);
+      break;
+    case "conversation.created":
+    case "conversation.updated":
+      if (d.conversation) onConversationEvent(d.conversation);
+      break;
+    case "note.created":
+      if (d.note) thread.addNote(d.note);
+      break;
+    case "visitor.typing":
+      thread.showTyping(ev.conversation_id);
+      break;
+    default:
+      break;
+  }
+  const clientId = ev.client_id ?? d.conversation?.client_id ?? d.note?.client_id;
+  if (clientId != null) card.refreshSoon(clientId);
+}
+
+function onConversationEvent(conv) {
+  const before = state.conversations.has(conv.id);
+  const changed = upsertConversation(conv);
+  thread.setConversation(conv);
+  if (changed || before) renderList();
+}
+
+let bannerTimer = null;
+
+function showConnection({ state: s, retryAt, attempt }) {
+  const banner = $("#banner");
+  clearInterval(bannerTimer);
+  const offline = s === "offline" || (s === "connecting" && attempt > 0);
+  banner.hidden = !offline;
+  document.body.classList.toggle("offline", offline);
+  $("#conn-dot").dataset.state = offline ? "offline" : s;
+  if (!offline) return;
+  const tick = () => {
+    const secs = retryAt ? Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) : 0;
+    $("#banner-text").textContent = secs > 0 ? t("banner.offline_in", { s: secs }) : t("banner.offline");
+  };
+  tick();
+  if (s === "offline") bannerTimer = setInterval(tick, 500);
+}
+
+function showError(err) {
+  const toast = $("#toast");
+  toast.textContent = t("error.generic", { error: err.message || String(err) });
+  toast.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { toast.hidden = true; }, 6000);
+}
+
+// ---- boot ----------------------------------------------------------------------
+
+function mountChrome() {
+  const langSel = $("#lang");
+  clear(langSel, LANGS.map((l) => h("option", { value: l }, l.toUpperCase())));
+  langSel.value = getLang();
+  langSel.addEventListener("change", () => setLang(langSel.value));
+  $("#login-lang").replaceChildren(...LANGS.map((l) => h("button", {
+    type: "button", class: "link-btn", onclick: () => setLang(l),
+  }, l === "ru" ? "Русский" : "English")));
+  onLangChange(() => {
+    langSel.value = getLang();
+    if (document.body.dataset.screen !== "app") return;
+    renderFilters();
+    renderList();
+    thread.renderStatic();
+    card.render();
+  });
+  $("#login-form").addEventListener("submit", onLogin);
+  $("#logout").addEventListener("click", async () => {
+    await api.logout().catch(() => {});
+    location.reload();
+  });
+  $("#banner-retry").addEventListener("click", () => socket && socket.reconnectNow());
+  window.addEventListener("online", () => socket && socket.reconnectNow());
+  installShortcuts({
+    next: () => move(1),
+    prev: () => move(-1),
+    reply: () => thread.focusReply(),
+    resolve: () => act("status", { status: "resolved" }),
+    note: () => thread.toggleNote(),
+    search: () => { setView("list"); $("#search")?.focus(); },
+  });
+  setUnauthorizedHandler(() => showLogin());
+}
+
+async function boot() {
+  applyStatic();
+  mountChrome();
+  try {
+    await startApp(await api.me());
+  } catch {
+    showLogin();
+  }
+}
+
+boot();
