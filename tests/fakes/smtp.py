@@ -1,0 +1,99 @@
+"""A real SMTP server (aiosmtpd) on a free loopback port that records what it receives."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.fakes.dovecot import free_port
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+    login: str
+
+    @property
+    def message(self) -> EmailMessage:
+        msg = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        refusal = self.server.refuse.get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else ""
+        with self.server.lock:
+            self.server.received.append(Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(data), login))
+        return "250 Message accepted"
+
+
+class SmtpServer:
+    """`received` lists every accepted mail; `refuse[address] = "550 ..."` refuses a recipient."""
+
+    def __init__(self, *, username: str = "support", password: str = "secret") -> None:
+        self.username = username
+        self.password = password
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.received: list[Received] = []
+        self.refuse: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == self.username
+            and auth_data.password.decode() == self.password
+        )
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> None:
+        self._controller = Controller(
+            _Handler(self),
+            hostname=self.host,
+            port=self.port,
+            authenticator=self._authenticate,
+            auth_require_tls=False,
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} mails, SMTP server got {len(self.received)}")
