@@ -38,7 +38,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.methods import TelegramMethod
-from aiogram.types import BufferedInputFile, Message, Update
+from aiogram.types import BufferedInputFile, Message, ReplyParameters, Update
 from aiogram.utils.token import TokenValidationError
 from pydantic import ValidationError
 
@@ -489,18 +489,17 @@ class TelegramConnector:
     async def _send_part(self, chat_id: int, part: tuple[str, Any], reply_to: int | None) -> int:
         kind, value = part
         caption: str | None = None
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         if kind.endswith("+caption"):
             kind = kind.removesuffix("+caption")
             value, caption = value
         if kind == "text":
-            sent = await self.bot.send_message(chat_id, value, parse_mode=None, reply_to_message_id=reply_to)
+            sent = await self.bot.send_message(chat_id, value, parse_mode=None, reply_parameters=reply)
         elif kind == "photo":
-            sent = await self.bot.send_photo(
-                chat_id, value, caption=caption, parse_mode=None, reply_to_message_id=reply_to
-            )
+            sent = await self.bot.send_photo(chat_id, value, caption=caption, parse_mode=None, reply_parameters=reply)
         else:
             sent = await self.bot.send_document(
-                chat_id, value, caption=caption, parse_mode=None, reply_to_message_id=reply_to
+                chat_id, value, caption=caption, parse_mode=None, reply_parameters=reply
             )
         return sent.message_id
 

@@ -1,0 +1,486 @@
+"""Telegram connector against a local fake Bot API (tests/fakes/telegram_api.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from connectors.ratelimit import RateLimited, TokenBucket, acquire_all
+from connectors.registry import CONNECTORS
+from connectors.telegram import OFFSET_KEY, TelegramConnector, webhook_secret
+from hub.errors import ChannelCheckError, PermanentFailure, RetryAfter, TemporaryFailure
+from hub.types import Attachment, ChannelAccount, Cursor, InboundMessage, IngestResult, OutboundMessage
+from tests.fakes.telegram_api import FakeBotAPI, until
+
+# -- a sink in memory, for the connector on its own -----------------------------
+
+
+class MemoryBlobs:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    async def put(self, data: bytes, *, filename: str, content_type: str, kind: str = "file") -> Attachment:
+        digest = hashlib.sha256(data).hexdigest()
+        self.data[digest] = data
+        return Attachment(sha256=digest, filename=filename, content_type=content_type, size=len(data), kind=kind)
+
+    async def get(self, sha256: str) -> bytes | None:
+        return self.data.get(sha256)
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.messages: dict[str, InboundMessage] = {}
+        self.cursors: dict[str, str] = {}
+        self.raw: list[tuple[str, str, Mapping[str, Any]]] = []
+        self.events: list[tuple[str, str]] = []
+        self.ingest_calls = 0
+        self._blobs = MemoryBlobs()
+
+    @property
+    def blobs(self) -> MemoryBlobs:
+        return self._blobs
+
+    async def ingest(self, message: InboundMessage) -> IngestResult:
+        self.ingest_calls += 1
+        created = message.external_id not in self.messages
+        self.messages.setdefault(message.external_id, message)
+        if message.cursor:
+            self.cursors[message.cursor.key] = message.cursor.value
+        return IngestResult(message_id=len(self.messages), conversation_id=1, client_id=1, created=created)
+
+    async def cursor(self, key: str) -> str | None:
+        return self.cursors.get(key)
+
+    async def set_cursor(self, cursor: Cursor) -> None:
+        self.cursors[cursor.key] = cursor.value
+
+    async def record_raw(
+        self, *, kind: str, reason: str, payload: Mapping[str, Any], cursor: Cursor | None = None
+    ) -> None:
+        self.raw.append((kind, reason, payload))
+        if cursor:
+            self.cursors[cursor.key] = cursor.value
+
+    async def record_event(self, *, external_id: str, type: str, data: Mapping[str, Any]) -> None:
+        self.events.append((external_id, type))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotAPI]:
+    async with FakeBotAPI() as api:
+        yield api
+
+
+def make_account(fake: FakeBotAPI, channel_id: int = 7, **settings: Any) -> ChannelAccount:
+    return ChannelAccount(
+        id=channel_id,
+        kind="telegram",
+        name="support bot",
+        settings={"api_base": fake.base_url, "mode": "polling", "poll_timeout": 1, **settings},
+        secrets={"token": fake.token},
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(connector: TelegramConnector, sink: MemorySink) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(connector.run(sink))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await connector.close()
+
+
+def outbound(
+    chat_id: int, text: str, *, message_id: int = 1, attachments: tuple[Attachment, ...] = ()
+) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=message_id,
+        channel_id=7,
+        conversation_id=1,
+        recipient=str(chat_id),
+        text=text,
+        attachments=attachments,
+    )
+
+
+# -- inbound -----------------------------------------------------------------------
+
+
+async def test_registered_for_kind_telegram() -> None:
+    assert CONNECTORS["telegram"] is TelegramConnector
+
+
+async def test_text_message_is_ingested_with_its_offset(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    msg = fake.push_message(501, "Hello, I need help", first_name="Anna", last_name="K", username="anna_k")
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: sink.messages, what="the message")
+        await until(lambda: not fake.pending(), what="the offset to be confirmed")
+    stored = sink.messages[f"501:{msg['message_id']}"]
+    assert stored.text == "Hello, I need help"
+    assert stored.channel_id == 7
+    assert (stored.sender.external_id, stored.sender.display_name, stored.sender.username) == (
+        "501",
+        "Anna K",
+        "anna_k",
+    )
+    assert stored.sent_at is not None and abs(stored.sent_at.timestamp() - msg["date"]) < 1
+    assert stored.cursor is not None and stored.cursor.key == OFFSET_KEY
+    polled = [p["offset"] for m, p in fake.calls if m == "getupdates" and "offset" in p]
+    assert sink.cursors[OFFSET_KEY] == polled[-1]
+
+
+async def test_restart_resumes_from_the_stored_offset(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    fake.push_message(501, "one")
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: len(sink.messages) == 1, what="first message")
+    fake.push_message(501, "two")
+    before = len(fake.calls)
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: len(sink.messages) == 2, what="second message")
+    first_poll = next(p for m, p in fake.calls[before:] if m == "getupdates")
+    assert first_poll["offset"] == str(int(sink.cursors[OFFSET_KEY]) - 1)
+    assert sorted(m.text for m in sink.messages.values()) == ["one", "two"]
+    assert sink.ingest_calls == 2
+
+
+async def test_every_attachment_kind_is_downloaded(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    blobs = {
+        k: f"{k} bytes".encode() * 50 for k in ("photo", "document", "voice", "video", "video_note", "sticker", "audio")
+    }
+    small_photo = fake.add_file(b"thumb", path_hint="photos/small")
+    fake.push_message(
+        9,
+        caption="see photo",
+        photo=[
+            {**small_photo, "width": 90, "height": 90},
+            {**fake.add_file(blobs["photo"], path_hint="photos/big"), "width": 800, "height": 600},
+        ],
+    )
+    fake.push_message(
+        9, document={**fake.add_file(blobs["document"]), "file_name": "invoice.pdf", "mime_type": "application/pdf"}
+    )
+    fake.push_message(
+        9, voice={**fake.add_file(blobs["voice"], path_hint="voice/v"), "duration": 3, "mime_type": "audio/ogg"}
+    )
+    fake.push_message(
+        9, video={**fake.add_file(blobs["video"], path_hint="videos/v"), "width": 1, "height": 1, "duration": 1}
+    )
+    fake.push_message(
+        9, video_note={**fake.add_file(blobs["video_note"], path_hint="video_notes/v"), "length": 1, "duration": 1}
+    )
+    fake.push_message(
+        9,
+        sticker={
+            **fake.add_file(blobs["sticker"], path_hint="stickers/s"),
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+        },
+    )
+    fake.push_message(
+        9,
+        audio={
+            **fake.add_file(blobs["audio"], path_hint="music/a"),
+            "duration": 1,
+            "file_name": "song.mp3",
+            "mime_type": "audio/mpeg",
+        },
+    )
+    fake.push_message(9, location={"latitude": 55.7558, "longitude": 37.6173})
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: len(sink.messages) == 8, what="eight messages")
+    by_kind = {m.attachments[0].kind: m for m in sink.messages.values() if m.attachments}
+    assert set(by_kind) == set(blobs)
+    for kind, data in blobs.items():
+        att = by_kind[kind].attachments[0]
+        assert sink.blobs.data[att.sha256] == data, kind
+        assert att.size == len(data)
+    assert by_kind["photo"].text == "see photo"
+    assert by_kind["document"].attachments[0].filename == "invoice.pdf"
+    assert by_kind["document"].attachments[0].content_type == "application/pdf"
+    assert by_kind["voice"].attachments[0].content_type == "audio/ogg"
+    assert by_kind["sticker"].attachments[0].content_type == "image/webp"
+    location = next(m for m in sink.messages.values() if "location" in m.flags)
+    assert "55.7558, 37.6173" in location.text
+    assert not location.attachments
+
+
+async def test_file_over_the_limit_keeps_the_message_with_a_note(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    huge = fake.add_file(b"pretend this is 25 MB", declared_size=25 * 1024 * 1024)
+    over_ours = fake.add_file(b"x" * 2048)
+    fake.push_message(3, caption="the contract", document={**huge, "file_name": "contract.pdf"})
+    fake.push_message(3, document={**over_ours, "file_name": "big.bin"})
+    huge_no_size = {k: v for k, v in fake.add_file(b"y", declared_size=21 * 1024 * 1024).items() if k != "file_size"}
+    fake.push_message(3, document={**huge_no_size, "file_name": "nosize.bin"})
+    async with running(TelegramConnector(make_account(fake, max_file_size=1024)), sink):
+        await until(lambda: len(sink.messages) == 3, what="three messages")
+    texts = sorted(m.text for m in sink.messages.values())
+    assert all(not m.attachments and "attachment_missing" in m.flags for m in sink.messages.values())
+    assert any(t.startswith("the contract\n[document contract.pdf not downloaded: larger than") for t in texts), texts
+    assert any("big.bin not downloaded" in t for t in texts), texts
+    assert any("nosize.bin not downloaded" in t for t in texts), texts
+
+
+async def test_unknown_and_broken_updates_are_kept_raw_and_the_loop_goes_on(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    fake.push_update(some_future_update={"id": 1, "what": "new in Bot API 99"})
+    fake.push_update(message={"message_id": 5, "text": "no chat, no date"})
+    fake.push_update(
+        callback_query={"id": "1", "from": {"id": 4, "is_bot": False, "first_name": "A"}, "chat_instance": "x"}
+    )
+    last = fake.push_message(4, "still here")
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: sink.messages, what="the message after the bad updates")
+    assert [m.text for m in sink.messages.values()] == ["still here"]
+    reasons = [reason for _, reason, _ in sink.raw]
+    assert reasons[0] == "unhandled update type some_future_update"
+    assert reasons[1].startswith("update does not parse")
+    assert reasons[2] == "unhandled update type callback_query"
+    assert sink.raw[0][2]["some_future_update"]["what"] == "new in Bot API 99"
+    assert sink.messages[f"4:{last['message_id']}"].cursor is not None
+
+
+async def test_groups_are_ignored_unless_allowed(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    fake.push_message(-100, "hi all", chat_type="supergroup", title="Partners", user_id=77, first_name="Oleg")
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: not fake.pending(), what="the group update to be confirmed")
+    assert not sink.messages and not sink.raw
+    assert OFFSET_KEY in sink.cursors
+
+    fake.push_message(-100, "hi again", chat_type="supergroup", title="Partners", user_id=77, first_name="Oleg")
+    async with running(TelegramConnector(make_account(fake, allow_groups=True)), sink):
+        await until(lambda: sink.messages, what="the group message")
+    (msg,) = sink.messages.values()
+    assert msg.sender.external_id == "-100" and msg.sender.display_name == "Partners"
+    assert msg.text == "Oleg: hi again" and "group" in msg.flags
+
+
+async def test_edits_replies_contacts_and_start_payload(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    start = fake.push_message(8, "/start promo-42")
+    original = fake.push_message(8, "my order is 123")
+    fake.push_update(edited_message={**original, "text": "my order is 124", "edit_date": original["date"] + 5})
+    fake.push_message(8, "about that", reply_to_message=original)
+    fake.push_message(8, contact={"phone_number": "+79990001122", "first_name": "Ivan", "user_id": 8})
+    fake.push_message(8, contact={"phone_number": "+70000000000", "first_name": "My friend", "user_id": 99})
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: len(sink.messages) == 6, what="six messages")
+    first = sink.messages[f"8:{start['message_id']}"]
+    assert "start" in first.flags and first.raw["start_payload"] == "promo-42"
+    edit = sink.messages[f"8:{original['message_id']}:edit:{original['date'] + 5}"]
+    assert edit.text == "my order is 124" and "edited" in edit.flags
+    assert edit.thread_refs == (f"8:{original['message_id']}",)
+    reply = next(m for m in sink.messages.values() if m.text == "about that")
+    assert reply.thread_refs == (f"8:{original['message_id']}",)
+    own, other = (m for m in sink.messages.values() if "contact" in m.flags)
+    assert own.sender.phone == "+79990001122" and "+79990001122" in own.text
+    assert other.sender.phone == "" and "+70000000000" in other.text
+
+
+async def test_blocking_the_bot_is_reported_for_the_client_card(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    fake.push_update(
+        my_chat_member={
+            "chat": {"id": 12, "type": "private", "first_name": "A"},
+            "from": {"id": 12, "is_bot": False, "first_name": "A"},
+            "date": int(time.time()),
+            "old_chat_member": {"status": "member", "user": {"id": fake.bot_id, "is_bot": True, "first_name": "B"}},
+            "new_chat_member": {
+                "status": "kicked",
+                "until_date": 0,
+                "user": {"id": fake.bot_id, "is_bot": True, "first_name": "B"},
+            },
+        }
+    )
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: sink.events, what="the event")
+    assert sink.events == [("12", "telegram.bot_blocked")]
+
+
+# -- outbound ------------------------------------------------------------------------
+
+
+async def test_reply_reaches_the_chat_verbatim(fake: FakeBotAPI) -> None:
+    fake.known_chats.add(42)
+    connector = TelegramConnector(make_account(fake))
+    try:
+        text = "Price: <b>5*2_0</b> [link](x) & \\ `code`"
+        result = await connector.send(outbound(42, text), MemoryBlobs())
+    finally:
+        await connector.close()
+    (sent,) = fake.sent
+    assert (sent.method, sent.chat_id, sent.text, sent.parse_mode) == ("sendMessage", 42, text, None)
+    assert result.external_id == f"42:{sent.message_id}"
+
+
+async def test_long_text_is_split(fake: FakeBotAPI) -> None:
+    fake.known_chats.add(42)
+    connector = TelegramConnector(make_account(fake))
+    try:
+        await connector.send(outbound(42, "a" * 5000), MemoryBlobs())
+    finally:
+        await connector.close()
+    assert [len(s.text) for s in fake.sent] == [4096, 904]
+
+
+async def test_photo_and_document_are_uploaded(fake: FakeBotAPI) -> None:
+    fake.known_chats.add(42)
+    blobs = MemoryBlobs()
+    photo = await blobs.put(b"\xff\xd8jpeg", filename="shot.jpg", content_type="image/jpeg", kind="photo")
+    doc = await blobs.put(b"%PDF-1.4", filename="terms.pdf", content_type="application/pdf", kind="document")
+    connector = TelegramConnector(make_account(fake))
+    try:
+        await connector.send(outbound(42, "here you go", attachments=(photo, doc)), blobs)
+    finally:
+        await connector.close()
+    assert [(s.method, s.filename, s.data, s.caption) for s in fake.sent] == [
+        ("sendPhoto", "shot.jpg", b"\xff\xd8jpeg", "here you go"),
+        ("sendDocument", "terms.pdf", b"%PDF-1.4", ""),
+    ]
+
+
+async def test_429_becomes_retry_after_and_a_retry_sends_each_part_once(fake: FakeBotAPI) -> None:
+    fake.known_chats.add(42)
+    blobs = MemoryBlobs()
+    doc = await blobs.put(b"data", filename="a.txt", content_type="text/plain")
+    fake.too_many_requests("sendDocument", retry_after=3)
+    connector = TelegramConnector(make_account(fake))
+    message = outbound(42, "x" * 2000, attachments=(doc,), message_id=55)
+    try:
+        with pytest.raises(RetryAfter) as caught:
+            await connector.send(message, blobs)
+        assert caught.value.seconds == 3
+        assert [s.method for s in fake.sent] == ["sendMessage"]
+        connector._chat_limiter.bucket(42)._paused_until = 0  # the outbox waited the 3 s
+        await connector.send(message, blobs)
+    finally:
+        await connector.close()
+    assert [s.method for s in fake.sent] == ["sendMessage", "sendDocument"]
+
+
+async def test_delivery_errors_are_typed(fake: FakeBotAPI) -> None:
+    fake.known_chats.update({1, 2, 3})
+    fake.blocked_chats.add(1)
+    connector = TelegramConnector(make_account(fake))
+    try:
+        with pytest.raises(PermanentFailure, match="user blocked the bot"):
+            await connector.send(outbound(1, "hi"), MemoryBlobs())
+        fake.fail_next("sendMessage", status=502, description="Bad Gateway")
+        with pytest.raises(TemporaryFailure, match="Bad Gateway"):
+            await connector.send(outbound(2, "hi"), MemoryBlobs())
+        with pytest.raises(PermanentFailure, match="chat not found"):
+            await connector.send(outbound(404, "hi"), MemoryBlobs())
+        with pytest.raises(PermanentFailure, match="not a Telegram chat id"):
+            await connector.send(dataclasses.replace(outbound(0, "hi"), recipient="abc"), MemoryBlobs())
+    finally:
+        await connector.close()
+    assert fake.sent == []
+
+
+async def test_unreachable_api_is_a_temporary_failure(fake: FakeBotAPI) -> None:
+    account = make_account(fake)
+    account = ChannelAccount(
+        account.id, account.kind, account.name, {**account.settings, "api_base": "http://127.0.0.1:9"}, account.secrets
+    )
+    connector = TelegramConnector(account)
+    try:
+        with pytest.raises(TemporaryFailure, match="Telegram unavailable"):
+            await connector.send(outbound(1, "hi"), MemoryBlobs())
+    finally:
+        await connector.close()
+
+
+async def test_per_chat_rate_limit_spaces_a_burst(fake: FakeBotAPI) -> None:
+    fake.known_chats.update({42, 43})
+    connector = TelegramConnector(make_account(fake))
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(connector.send(outbound(42, f"m{i}", message_id=i), MemoryBlobs()) for i in range(5)))
+        await connector.send(outbound(43, "other chat", message_id=99), MemoryBlobs())
+    finally:
+        await connector.close()
+    at = [s.at - started for s in fake.sent]
+    assert max(at[:3]) < 0.5  # the burst goes at once
+    assert 1.8 < at[4] < 3.0  # then one a second
+    assert at[5] < at[4] + 0.5
+
+
+def test_token_bucket() -> None:
+    now = [0.0]
+    bucket = TokenBucket(1.0, 2.0, clock=lambda: now[0])
+    assert bucket.take() == 0 and bucket.take() == 0
+    assert bucket.delay() == pytest.approx(1.0)
+    now[0] = 0.5
+    assert bucket.delay() == pytest.approx(0.5)
+    now[0] = 10
+    bucket.pause(4)
+    assert bucket.delay() == pytest.approx(4)
+
+
+async def test_acquire_all_takes_nothing_when_it_would_wait_too_long() -> None:
+    chat, bot = TokenBucket(1.0, 1.0), TokenBucket(100.0, 100.0)
+    await acquire_all([chat, bot], max_wait=0.1)
+    with pytest.raises(RateLimited) as caught:
+        await acquire_all([chat, bot], max_wait=0.1)
+    assert 0.5 < caught.value.delay <= 1.0
+    assert bot.delay() == 0 and bot._full_at - time.monotonic() < 0.02  # one token taken, not two
+
+
+# -- channel add --------------------------------------------------------------------
+
+
+async def test_check_returns_the_bot_username(fake: FakeBotAPI) -> None:
+    assert await TelegramConnector.check(make_account(fake)) == {
+        "bot_username": "omnihub_test_bot",
+        "bot_id": fake.bot_id,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"secrets": {"token": "123:wrong"}}, "refused the bot token"),
+        ({"secrets": {"token": "not a token"}}, "does not look like a bot token"),
+        ({"secrets": {}}, "token is required"),
+        ({"api_base": "http://127.0.0.1:9"}, "cannot reach the Bot API"),
+        ({"mode": "webhook"}, "needs --public-url"),
+        ({"mode": "carrier-pigeon"}, "unknown Telegram mode"),
+    ],
+)
+async def test_check_explains_what_is_wrong(fake: FakeBotAPI, change: dict[str, Any], message: str) -> None:
+    account = make_account(fake)
+    secrets = change.pop("secrets", account.secrets)
+    account = ChannelAccount(account.id, "telegram", "bot", {**account.settings, **change}, secrets)
+    with pytest.raises(ChannelCheckError, match=message):
+        await TelegramConnector.check(account)
+
+
+async def test_check_refuses_a_webhook_set_by_another_program(fake: FakeBotAPI) -> None:
+    fake.webhook_url = "https://elsewhere.example/bot"
+    with pytest.raises(ChannelCheckError, match=r"already has a webhook set to https://elsewhere\.example/bot"):
+        await TelegramConnector.check(make_account(fake))
+
+
+async def test_check_in_webhook_mode_sets_the_webhook_with_a_secret(fake: FakeBotAPI) -> None:
+    account = make_account(fake, mode="webhook", public_url="https://hub.example.com/")
+    await TelegramConnector.check(account)
+    assert fake.webhook_url == "https://hub.example.com/hooks/telegram/7"
+    assert fake.webhook_secret == webhook_secret(account) and len(fake.webhook_secret) >= 32
