@@ -1,9 +1,12 @@
 // The client card: who the person is on every channel, their other
 // conversations and the timeline of everything that happened with them.
-import { h, clear, channelBadge, initials } from "./dom.js";
+import { h, clear, channelBadge, initials, icon } from "./dom.js";
 import { t, formatDateTime, formatTime } from "./i18n.js";
 import { api } from "./api.js";
 import { state } from "./state.js";
+
+// Delivery bookkeeping: visible in the thread, noise on the timeline.
+const QUIET = new Set(["message.status", "message.updated", "visitor.typing"]);
 
 let els = null;
 let cb = null;
@@ -47,7 +50,7 @@ export function refreshSoon(clientId) {
 export function render() {
   if (!els) return;
   const head = h("div", { class: "card-head" },
-    h("button", { type: "button", class: "btn btn-icon only-narrow", id: "card-back", "aria-label": t("thread.back"), onclick: cb.onBack }, "←"),
+    h("button", { type: "button", class: "btn btn-icon only-narrow", id: "card-back", "aria-label": t("thread.back"), onclick: cb.onBack }, icon("back")),
     h("h2", {}, t("card.title")));
   const d = card.data;
   if (card.clientId === null || !d) {
@@ -70,7 +73,7 @@ export function render() {
       d.phone ? [h("dt", {}, t("card.phone")), h("dd", {}, d.phone)] : null),
     section(t("card.identities"), (d.identities || []).map((i) =>
       h("li", { class: "identity" },
-        channelBadge(i.channel, i.channel),
+        channelBadge(i.channel),
         h("span", { class: "identity-name" }, i.display_name || i.username || i.external_id),
         i.username && i.display_name ? h("span", { class: "muted small" }, `@${i.username}`) : null))),
     section(t("card.conversations"), (d.conversations || []).map((c) =>
@@ -83,7 +86,7 @@ export function render() {
         h("span", { class: "card-conv-text" }, c.last_message?.text || c.subject || `#${c.id}`),
         h("span", { class: `pill st-${c.status}` }, t(`status.${c.status}`)),
         h("time", { class: "muted small" }, formatTime(c.last_activity_at)))))),
-    section(t("card.timeline"), [...(d.timeline || [])].reverse().map(timelineItem), "timeline"));
+    section(t("card.timeline"), [...(d.timeline || [])].filter((ev) => !QUIET.has(ev.type)).reverse().map(timelineItem), "timeline"));
 }
 
 function section(title, items, cls = "") {

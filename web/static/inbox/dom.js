@@ -38,11 +38,30 @@ export function initials(name) {
   return (letters.join("") || "?").toUpperCase();
 }
 
-const CHANNEL_KINDS = ["telegram", "vk", "email", "widget"];
+const KIND_LABELS = { telegram: "Telegram", vk: "VK", email: "E-mail", widget: "Web chat" };
 
 export function channelBadge(kind, label) {
-  const k = CHANNEL_KINDS.includes(kind) ? kind : "other";
-  return h("span", { class: `badge ch-${k}`, title: label || kind }, label || kind || "?");
+  const k = kind in KIND_LABELS ? kind : "other";
+  const text = label || KIND_LABELS[kind] || kind || "?";
+  return h("span", { class: `badge ch-${k}`, title: text }, text);
+}
+
+const ICONS = {
+  person: "M12 12a4.5 4.5 0 1 0 0-9 4.5 4.5 0 0 0 0 9zm0 2c-4.4 0-8 2.2-8 5v2h16v-2c0-2.8-3.6-5-8-5z",
+  back: "M15.5 4.5 8 12l7.5 7.5-1.4 1.4L5.2 12l8.9-8.9z",
+};
+
+// A fixed path from the table above; never data from the network.
+export function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "icon");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
 }
 
 export function debounce(fn, ms) {

@@ -105,7 +105,7 @@ const STRINGS = {
     "banner.offline": "Нет связи — переподключаемся…",
     "banner.offline_in": "Нет связи — переподключение через {s} с…",
     "filter.mine": "Мои",
-    "filter.unassigned": "Без ответственного",
+    "filter.unassigned": "Свободные",
     "filter.all": "Все",
     "filter.channel": "Канал",
     "filter.any_channel": "Все каналы",
@@ -244,6 +244,11 @@ export function formatTime(iso) {
   const opts = { day: "numeric", month: "short" };
   if (d.getFullYear() !== now.getFullYear()) opts.year = "numeric";
   return d.toLocaleDateString(lang, opts);
+}
+
+export function formatClock(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
 }
 
 export function formatDateTime(iso) {

@@ -2,7 +2,7 @@
 // in through text nodes; e-mail HTML (already sanitized by the server) is only
 // ever shown inside a sandboxed iframe with scripts and remote loads off.
 import { h, channelBadge } from "./dom.js";
-import { t, formatDateTime, getLang } from "./i18n.js";
+import { t, formatDateTime, formatClock, getLang } from "./i18n.js";
 import { blobUrl } from "./api.js";
 
 const HTML_CSP =
@@ -23,8 +23,8 @@ function renderMessage(m, { me, onRetry, htmlOpen, onToggleHtml }) {
   const author = m.author?.name || (out ? t("msg.you") : t("thread.visitor"));
   const meta = h("div", { class: "msg-meta" },
     h("span", { class: "msg-author" }, author),
-    channelBadge(m.channel, m.channel),
-    h("time", { datetime: m.created_at, title: new Date(m.created_at).toLocaleString(getLang()) }, formatDateTime(m.created_at)));
+    channelBadge(m.channel),
+    h("time", { datetime: m.created_at, title: new Date(m.created_at).toLocaleString(getLang()) }, formatClock(m.created_at)));
   if (out) meta.append(statusNode(m, onRetry));
   const body = h("div", { class: "bubble" });
   if (m.text) body.append(h("div", { class: "msg-text" }, m.text));
@@ -88,6 +88,6 @@ function renderNote(n) {
     h("div", { class: "msg-meta" },
       h("span", { class: "note-label" }, t("msg.note")),
       h("span", { class: "msg-author" }, n.author?.name || ""),
-      h("time", { datetime: n.created_at }, formatDateTime(n.created_at))),
+      h("time", { datetime: n.created_at, title: formatDateTime(n.created_at) }, formatClock(n.created_at))),
     h("div", { class: "msg-text" }, n.text));
 }

@@ -1,6 +1,6 @@
 // The open conversation: header with actions, the messages and notes, the
 // visitor's typing, and the reply box.
-import { h, clear, channelBadge } from "./dom.js";
+import { h, clear, channelBadge, icon } from "./dom.js";
 import { t } from "./i18n.js";
 import { api } from "./api.js";
 import { state, channelName } from "./state.js";
@@ -167,12 +167,14 @@ async function send() {
   th.sending = true;
   els.sendBtn.disabled = true;
   els.error.hidden = true;
-  const conv = th.conv;
+  const convId = th.conv.id;
+  els.input.value = "";
   try {
-    if (th.noteMode) addNote(await api.note(conv.id, text));
-    else addMessage(await api.reply(conv.id, text));
-    if (th.conv === conv) els.input.value = "";
+    if (th.noteMode) addNote(await api.note(convId, text));
+    else addMessage(await api.reply(convId, text));
   } catch (err) {
+    // Give the text back so nothing typed is lost.
+    if (th.conv?.id === convId && !els.input.value) els.input.value = text;
     els.error.textContent = t("error.generic", { error: err.message });
     els.error.hidden = false;
   } finally {
@@ -233,14 +235,14 @@ function renderHeader() {
   const c = th.conv;
   const mine = c.assignee && c.assignee.id === state.me?.id;
   const snooze = h("select", { class: "select select-btn", id: "snooze", "aria-label": t("thread.snooze") },
-    h("option", { value: "" }, `${t("thread.snooze")} ▾`),
+    h("option", { value: "" }, t("thread.snooze")),
     ["1h", "4h", "tomorrow", "week"].map((k) => h("option", { value: k }, t(`thread.snooze_${k}`))));
   snooze.addEventListener("change", () => {
     if (snooze.value) cb.onAction("status", { status: "snoozed", snoozed_until: snoozeUntil(snooze.value) });
   });
   const resolved = c.status === "resolved";
   clear(els.header,
-    h("button", { type: "button", class: "btn btn-icon only-phone", id: "back", "aria-label": t("thread.back"), onclick: cb.onBack }, "←"),
+    h("button", { type: "button", class: "btn btn-icon only-phone", id: "back", "aria-label": t("thread.back"), onclick: cb.onBack }, icon("back")),
     h("div", { class: "thread-title" },
       h("button", { type: "button", class: "client-link", onclick: cb.onCard, title: t("thread.card") },
         c.client?.name || `#${c.client_id}`),
@@ -250,6 +252,7 @@ function renderHeader() {
         h("span", { class: "muted", id: "conv-assignee" },
           c.assignee ? t("thread.assigned_to", { name: c.assignee.name }) : t("thread.unassigned")),
         c.subject ? h("span", { class: "muted subject" }, c.subject) : null)),
+    h("button", { type: "button", class: "btn btn-icon card-toggle", id: "card-toggle", "aria-label": t("thread.card"), title: t("thread.card"), onclick: cb.onCard }, icon("person")),
     h("div", { class: "thread-actions" },
       mine
         ? h("button", { type: "button", class: "btn", id: "unassign", onclick: () => cb.onAction("assign", null) }, t("thread.unassign"))
@@ -260,6 +263,5 @@ function renderHeader() {
       resolved ? null : snooze,
       resolved
         ? h("button", { type: "button", class: "btn", id: "reopen", onclick: () => cb.onAction("status", { status: "open" }) }, t("thread.reopen"))
-        : h("button", { type: "button", class: "btn btn-primary", id: "resolve", onclick: () => cb.onAction("status", { status: "resolved" }) }, `✓ ${t("thread.resolve")}`),
-      h("button", { type: "button", class: "btn btn-icon card-toggle", id: "card-toggle", "aria-label": t("thread.card"), title: t("thread.card"), onclick: cb.onCard }, "ⓘ")));
+        : h("button", { type: "button", class: "btn btn-primary", id: "resolve", onclick: () => cb.onAction("status", { status: "resolved" }) }, `✓ ${t("thread.resolve")}`)));
 }
