@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from connectors.telegram import TelegramConnector
+from connectors.vk import VkConnector
 from hub.types import ChannelAccount, Connector
 
 
@@ -38,3 +39,4 @@ def connector_for(account: ChannelAccount) -> Connector:
 
 
 register(TelegramConnector)
+register(VkConnector)
