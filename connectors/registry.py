@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from connectors.email import EmailConnector
 from connectors.telegram import TelegramConnector
 from connectors.vk import VkConnector
 from hub.types import ChannelAccount, Connector
@@ -38,5 +39,10 @@ def connector_for(account: ChannelAccount) -> Connector:
     return cls(account)
 
 
+register(EmailConnector)
 register(TelegramConnector)
 register(VkConnector)
+
+
+# Importing a connector module registers it (kept last: those modules import `register`).
+from connectors import widget  # noqa: E402,F401

@@ -1,0 +1,204 @@
+"""The event log and its live fan-out.
+
+`publish` stores an event and NOTIFYs inside the caller's transaction, so an
+event exists exactly when the change it describes has committed.
+
+`EventFanout` (one per process) reads stored events in id order and hands them
+to subscribers (agent and widget websockets). Ids come from a sequence, so a
+transaction that took id 7 may commit after the one that took id 8. The fan-out
+never skips past a missing id while a transaction that may hold it is still
+running (checked with the snapshot's xmin), so a subscriber that resumes from
+"the last id I saw" misses nothing. See docs/events.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from hub.listen import Listener
+from hub.types import JSON
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "omnihub_events"
+EPHEMERAL_CHANNEL = "omnihub_ephemeral"
+
+# Events that make up a client card's timeline (the rest are delivery noise).
+TIMELINE_TYPES = (
+    "message.created",
+    "note.created",
+    "conversation.created",
+    "conversation.assigned",
+    "conversation.status",
+    "message.failed",
+    "client.merged",
+    "client.updated",
+    "channel.event",
+)
+
+_EVENT_COLUMNS = "id, type, client_id, conversation_id, actor_agent_id, payload, created_at"
+
+
+async def publish(
+    conn: asyncpg.Connection,
+    type: str,
+    *,
+    data: JSON,
+    client_id: int | None = None,
+    conversation_id: int | None = None,
+    actor: JSON | None = None,
+) -> int:
+    """Store an event and notify listeners when the surrounding transaction commits."""
+    payload = dict(data)
+    if actor is not None:
+        payload["actor"] = actor
+    event_id: int = await conn.fetchval(
+        "WITH e AS (INSERT INTO events (type, client_id, conversation_id, actor_agent_id, payload)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING id)"
+        " SELECT e.id FROM e, pg_notify($6, '')",
+        type,
+        client_id,
+        conversation_id,
+        actor["id"] if actor else None,
+        payload,
+        EVENTS_CHANNEL,
+    )
+    return event_id
+
+
+async def publish_ephemeral(conn: asyncpg.Connection | asyncpg.Pool, event: JSON) -> None:
+    """A transient signal (typing): not stored, lost if nobody listens."""
+    await conn.execute("SELECT pg_notify($1, $2)", EPHEMERAL_CHANNEL, json.dumps(event))
+
+
+def event_json(row: asyncpg.Record) -> JSON:
+    data = dict(row["payload"])
+    actor = data.pop("actor", None)
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "client_id": row["client_id"],
+        "conversation_id": row["conversation_id"],
+        "actor": actor,
+        "data": data,
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+async def events_after(conn: asyncpg.Connection | asyncpg.Pool, after_id: int, upto_id: int, limit: int = 1000) -> list[JSON]:
+    rows = await conn.fetch(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3", after_id, upto_id, limit
+    )
+    return [event_json(r) for r in rows]
+
+
+Deliver = Callable[[JSON], None]
+
+
+@dataclass
+class Subscription:
+    deliver: Deliver
+    closed: bool = False
+
+
+class EventFanout:
+    def __init__(self, pool: asyncpg.Pool, listener: Listener) -> None:
+        self._pool = pool
+        self._subs: list[Subscription] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.high_water = 0  # every stored event with id <= this has been delivered (or never will exist)
+        self._gap_xmax: int | None = None
+        listener.on(EVENTS_CHANNEL, lambda _p: self._wake.set())
+        listener.on(EPHEMERAL_CHANNEL, self._ephemeral)
+
+    async def start(self) -> None:
+        self.high_water = await self._pool.fetchval("SELECT coalesce(max(id), 0) FROM events")
+        self._task = asyncio.create_task(self._run(), name="event-fanout")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def subscribe(self, deliver: Deliver) -> Subscription:
+        """Live events from `high_water` on; read older ones with `events_after(…, upto=high_water)` first.
+
+        Call both without an await in between, so nothing falls between them.
+        """
+        sub = Subscription(deliver)
+        self._subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.closed = True
+        with contextlib.suppress(ValueError):
+            self._subs.remove(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)
+
+    def _ephemeral(self, payload: str) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return
+        self._broadcast(event)
+
+    def _broadcast(self, event: JSON) -> None:
+        for sub in list(self._subs):
+            try:
+                sub.deliver(event)
+            except Exception:
+                log.exception("event subscriber failed; dropping it")
+                self.unsubscribe(sub)
+
+    async def _run(self) -> None:
+        while True:
+            # A pending gap is re-checked soon; otherwise a NOTIFY wakes us, and
+            # a slow poll covers NOTIFYs lost while the database was away.
+            timeout = 0.02 if self._gap_xmax is not None else 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            try:
+                while await self._poll():
+                    pass
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.warning("event fan-out cannot read events (%s); retrying", e)
+                await asyncio.sleep(0.5)
+
+    async def _poll(self) -> bool:
+        """Deliver what is ready; True when a full batch was read (read again)."""
+        batch = 1000
+        rows = await self._pool.fetch(
+            f"SELECT {_EVENT_COLUMNS},"
+            " pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,"
+            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax"
+            " FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+            self.high_water,
+            batch,
+        )
+        for row in rows:
+            if row["id"] != self.high_water + 1:
+                if self._gap_xmax is None:
+                    # Every transaction that may still insert a missing id had
+                    # started before this snapshot's xmax.
+                    self._gap_xmax = row["xmax"]
+                    return False
+                if row["xmin"] < self._gap_xmax:
+                    return False  # a writer of the missing id may still commit
+                # Those writers have all ended: the missing ids were rolled back.
+            self._gap_xmax = None
+            self.high_water = row["id"]
+            self._broadcast(event_json(row))
+        return len(rows) == batch

@@ -1,0 +1,180 @@
+"""Reading conversations and changing their state."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import asyncpg
+
+from hub.errors import NotFound, OmnihubError
+from hub.events import publish
+from hub.types import CONVERSATION_STATUSES, JSON
+from inbox.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_json, fetch_conversation, message_json
+
+
+class BadCursor(OmnihubError):
+    pass
+
+
+def encode_cursor(*parts: object) -> str:
+    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
+
+
+def decode_cursor(cursor: str, n: int) -> list[str]:
+    try:
+        parts = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor("cursor is not one this server gave out") from None
+    if len(parts) != n:
+        raise BadCursor("cursor is not one this server gave out")
+    return parts
+
+
+async def list_conversations(
+    pool: asyncpg.Pool,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    assignee: int | str | None = None,  # agent id, "none", or None (anyone)
+    q: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[JSON], str | None]:
+    where: list[str] = []
+    args: list[object] = []
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if status:
+        if status not in CONVERSATION_STATUSES:
+            raise OmnihubError(f"status must be one of {', '.join(CONVERSATION_STATUSES)}")
+        where.append(f"c.status = {arg(status)}")
+    if channel:
+        if channel.isdigit():
+            where.append(f"c.channel_id = {arg(int(channel))}")
+        else:
+            where.append(f"ch.kind = {arg(channel)}")
+    if assignee == "none":
+        where.append("c.assignee_id IS NULL")
+    elif isinstance(assignee, int):
+        where.append(f"c.assignee_id = {arg(assignee)}")
+    if q:
+        p = arg(q)
+        where.append(
+            f"(c.id IN (SELECT m.conversation_id FROM messages m WHERE m.search @@"
+            f" (websearch_to_tsquery('english', {p}) || websearch_to_tsquery('russian', {p})))"
+            f" OR cl.name ILIKE '%' || {p} || '%' OR c.subject ILIKE '%' || {p} || '%')"
+        )
+    if cursor:
+        ts, cid = decode_cursor(cursor, 2)
+        try:
+            where.append(f"(c.last_activity_at, c.id) < ({arg(dt.datetime.fromisoformat(ts))}, {arg(int(cid))})")
+        except ValueError:
+            raise BadCursor("cursor is not one this server gave out") from None
+    sql = CONVERSATION_SELECT
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {arg(limit + 1)}"
+    rows = await pool.fetch(sql, *args)
+    items = [conversation_json(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last["last_activity_at"].isoformat(), last["id"])
+    return items, next_cursor
+
+
+async def get_conversation(pool: asyncpg.Pool, conversation_id: int) -> JSON:
+    conv = await fetch_conversation(pool, conversation_id)
+    if conv is None:
+        raise NotFound(f"conversation {conversation_id} does not exist")
+    return conv
+
+
+async def list_messages(
+    pool: asyncpg.Pool, conversation_id: int, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[JSON], str | None]:
+    await get_conversation(pool, conversation_id)
+    after = 0
+    if cursor:
+        (value,) = decode_cursor(cursor, 1)
+        if not value.isdigit():
+            raise BadCursor("cursor is not one this server gave out")
+        after = int(value)
+    rows = await pool.fetch(
+        MESSAGE_SELECT + " WHERE m.conversation_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3",
+        conversation_id,
+        after,
+        limit + 1,
+    )
+    items = [message_json(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+    return items, next_cursor
+
+
+async def set_status(
+    pool: asyncpg.Pool, *, conversation_id: int, status: str, agent: JSON, snoozed_until: dt.datetime | None = None
+) -> JSON:
+    if status not in CONVERSATION_STATUSES:
+        raise OmnihubError(f"status must be one of {', '.join(CONVERSATION_STATUSES)}")
+    if status == "snoozed" and snoozed_until is None:
+        raise OmnihubError("snoozing needs snoozed_until (an ISO 8601 time)")
+    if status != "snoozed":
+        snoozed_until = None
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE conversations SET status = $2, snoozed_until = $3,"
+            " resolved_at = CASE WHEN $2 = 'resolved' THEN now() ELSE NULL END"
+            " WHERE id = $1 RETURNING client_id, (SELECT status FROM conversations WHERE id = $1) AS previous",
+            conversation_id,
+            status,
+            snoozed_until,
+        )
+        if row is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        conv = await fetch_conversation(conn, conversation_id)
+        await publish(
+            conn, "conversation.status",
+            data={"conversation": conv, "from": row["previous"], "to": status},
+            client_id=row["client_id"], conversation_id=conversation_id, actor={"id": agent["id"], "name": agent["name"]},
+        )
+    assert conv is not None
+    return conv
+
+
+async def mark_read(pool: asyncpg.Pool, *, conversation_id: int) -> JSON:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE conversations SET unread_count = 0 WHERE id = $1"
+            " RETURNING client_id, (SELECT unread_count FROM conversations WHERE id = $1) AS previous",
+            conversation_id,
+        )
+        if row is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        conv = await fetch_conversation(conn, conversation_id)
+        if row["previous"]:
+            await publish(
+                conn, "conversation.updated", data={"conversation": conv},
+                client_id=row["client_id"], conversation_id=conversation_id,
+            )
+    assert conv is not None
+    return conv
+
+
+async def wake_snoozed(pool: asyncpg.Pool) -> int:
+    """Reopen conversations whose snooze ran out; returns how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "UPDATE conversations SET status = 'open', snoozed_until = NULL"
+            " WHERE status = 'snoozed' AND snoozed_until <= now() RETURNING id, client_id"
+        )
+        for r in rows:
+            conv = await fetch_conversation(conn, r["id"])
+            await publish(
+                conn, "conversation.status", data={"conversation": conv, "from": "snoozed", "to": "open"},
+                client_id=r["client_id"], conversation_id=r["id"],
+            )
+    return len(rows)

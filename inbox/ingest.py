@@ -1,0 +1,189 @@
+"""The ingest transaction: one inbound message into the store, exactly once.
+
+In one transaction: find or create identity → client → conversation, insert the
+message (unique per channel + external id), advance the channel cursor, store
+the event (which NOTIFYs on commit). A duplicate still advances the cursor, so
+a connector that crashed after commit but before its own bookkeeping moves on.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from hub.events import publish
+from hub.types import Cursor, InboundMessage, IngestResult, Sender
+from inbox.views import fetch_conversation, fetch_message
+
+
+async def ingest(pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
+    async with pool.acquire() as conn, conn.transaction():
+        return await ingest_in(conn, message)
+
+
+async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult:
+    """The ingest transaction's body, for callers that already hold a transaction."""
+    identity_id, client_id = await _identity(conn, m.channel_id, m.sender)
+
+    existing = await conn.fetchrow(
+        "SELECT id, conversation_id FROM messages WHERE channel_id = $1 AND external_id = $2",
+        m.channel_id,
+        m.external_id,
+    )
+    if existing:
+        await advance_cursor(conn, m.channel_id, m.cursor)
+        return IngestResult(existing["id"], existing["conversation_id"], client_id, created=False)
+
+    conversation_id, conversation_created = await _conversation(conn, m, identity_id, client_id)
+    status = "received" if m.direction == "in" else "sent"
+    message_id = await conn.fetchval(
+        "INSERT INTO messages (conversation_id, channel_id, external_id, direction, text, html, attachments,"
+        " flags, status, created_at, sent_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), CASE WHEN $4 = 'out' THEN now() END)"
+        " ON CONFLICT (channel_id, external_id) DO NOTHING RETURNING id",
+        conversation_id,
+        m.channel_id,
+        m.external_id,
+        m.direction,
+        m.text,
+        m.html,
+        [a.as_json() for a in m.attachments],
+        list(m.flags),
+        status,
+        m.sent_at,
+    )
+    if message_id is None:  # a concurrent ingest of the same message won
+        row = await conn.fetchrow(
+            "SELECT id, conversation_id FROM messages WHERE channel_id = $1 AND external_id = $2",
+            m.channel_id,
+            m.external_id,
+        )
+        await advance_cursor(conn, m.channel_id, m.cursor)
+        return IngestResult(row["id"], row["conversation_id"], client_id, created=False)
+
+    if m.direction == "in":
+        # A customer writing again reopens whatever state the conversation was in.
+        await conn.execute(
+            "UPDATE conversations SET last_activity_at = now(), unread_count = unread_count + 1,"
+            " status = 'open', snoozed_until = NULL, resolved_at = NULL WHERE id = $1",
+            conversation_id,
+        )
+    else:
+        await conn.execute("UPDATE conversations SET last_activity_at = now() WHERE id = $1", conversation_id)
+    await advance_cursor(conn, m.channel_id, m.cursor)
+
+    conversation = await fetch_conversation(conn, conversation_id)
+    message = await fetch_message(conn, message_id)
+    if conversation_created:
+        await publish(
+            conn, "conversation.created", data={"conversation": conversation},
+            client_id=client_id, conversation_id=conversation_id,
+        )
+    await publish(
+        conn, "message.created", data={"message": message, "conversation": conversation},
+        client_id=client_id, conversation_id=conversation_id,
+    )
+    return IngestResult(message_id, conversation_id, client_id, created=True)
+
+
+async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender) -> tuple[int, int]:
+    """The sender's identity and client, created on first contact; locked for this transaction.
+
+    The row lock serialises concurrent messages from one sender, so they land
+    in one conversation rather than racing to open two.
+    """
+    row = await conn.fetchrow(
+        "SELECT id, client_id FROM identities WHERE channel_id = $1 AND external_id = $2 FOR UPDATE",
+        channel_id,
+        sender.external_id,
+    )
+    if row:
+        return row["id"], row["client_id"]
+    client_id = await _linked_client(conn, sender)
+    new_client = client_id is None
+    if client_id is None:
+        client_id = await conn.fetchval(
+            "INSERT INTO clients (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
+            sender.display_name or sender.username or sender.email or sender.external_id,
+            sender.email,
+            sender.phone,
+        )
+    identity_id = await conn.fetchval(
+        "INSERT INTO identities (channel_id, external_id, client_id, display_name, username)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, external_id) DO NOTHING RETURNING id",
+        channel_id,
+        sender.external_id,
+        client_id,
+        sender.display_name,
+        sender.username,
+    )
+    if identity_id is None:  # another transaction created it first: use theirs
+        if new_client:
+            await conn.execute("DELETE FROM clients WHERE id = $1", client_id)
+        row = await conn.fetchrow(
+            "SELECT id, client_id FROM identities WHERE channel_id = $1 AND external_id = $2 FOR UPDATE",
+            channel_id,
+            sender.external_id,
+        )
+        return row["id"], row["client_id"]
+    return identity_id, client_id
+
+
+async def _linked_client(conn: asyncpg.Connection, sender: Sender) -> int | None:
+    """An existing client this new identity provably belongs to: same e-mail or phone they gave us."""
+    if sender.email:
+        found: int | None = await conn.fetchval(
+            "SELECT id FROM clients WHERE lower(email) = lower($1) AND merged_into IS NULL ORDER BY id LIMIT 1",
+            sender.email,
+        )
+        if found:
+            return found
+    if sender.phone:
+        found = await conn.fetchval(
+            "SELECT id FROM clients WHERE phone = $1 AND merged_into IS NULL ORDER BY id LIMIT 1", sender.phone
+        )
+        if found:
+            return found
+    return None
+
+
+async def _conversation(
+    conn: asyncpg.Connection, m: InboundMessage, identity_id: int, client_id: int
+) -> tuple[int, bool]:
+    if m.thread_refs:
+        row = await conn.fetchrow(
+            "SELECT msg.conversation_id FROM messages msg JOIN conversations c ON c.id = msg.conversation_id"
+            " WHERE msg.channel_id = $1 AND msg.external_id = ANY($2::text[]) AND c.client_id = $3"
+            " ORDER BY array_position($2::text[], msg.external_id) LIMIT 1",
+            m.channel_id,
+            list(m.thread_refs),
+            client_id,
+        )
+        if row:
+            return row["conversation_id"], False
+    if not m.new_thread:
+        found = await conn.fetchval(
+            "SELECT id FROM conversations WHERE identity_id = $1 AND status <> 'resolved' ORDER BY id DESC LIMIT 1",
+            identity_id,
+        )
+        if found:
+            return found, False
+    conversation_id = await conn.fetchval(
+        "INSERT INTO conversations (client_id, channel_id, identity_id, subject) VALUES ($1, $2, $3, $4) RETURNING id",
+        client_id,
+        m.channel_id,
+        identity_id,
+        m.subject[:500],
+    )
+    return conversation_id, True
+
+
+async def advance_cursor(conn: asyncpg.Connection, channel_id: int, cursor: Cursor | None) -> None:
+    if cursor is None:
+        return
+    await conn.execute(
+        "INSERT INTO channel_cursors (channel_id, key, value) VALUES ($1, $2, $3)"
+        " ON CONFLICT (channel_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        channel_id,
+        cursor.key,
+        cursor.value,
+    )

@@ -1,0 +1,35 @@
+"""Who handles a conversation: manual assignment (automatic routing builds on this)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from hub.errors import NotFound
+from hub.events import publish
+from hub.types import JSON
+from inbox.views import fetch_conversation
+
+
+async def assign(pool: asyncpg.Pool, *, conversation_id: int, agent_id: int | None, actor: JSON) -> JSON:
+    async with pool.acquire() as conn, conn.transaction():
+        if agent_id is not None and not await conn.fetchval(
+            "SELECT 1 FROM agents WHERE id = $1 AND NOT disabled", agent_id
+        ):
+            raise NotFound(f"agent {agent_id} does not exist")
+        row = await conn.fetchrow(
+            "UPDATE conversations SET assignee_id = $2 WHERE id = $1"
+            " RETURNING client_id, (SELECT assignee_id FROM conversations WHERE id = $1) AS previous",
+            conversation_id,
+            agent_id,
+        )
+        if row is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        conv = await fetch_conversation(conn, conversation_id)
+        await publish(
+            conn, "conversation.assigned",
+            data={"conversation": conv, "from_agent_id": row["previous"], "to_agent_id": agent_id},
+            client_id=row["client_id"], conversation_id=conversation_id,
+            actor={"id": actor["id"], "name": actor["name"]},
+        )
+    assert conv is not None
+    return conv

@@ -1,0 +1,122 @@
+"""The ingest transaction: exactly once, cursor with the message, threading."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from hub.channels import add_channel
+from hub.types import Cursor, InboundMessage, Sender
+from inbox.ingest import ingest, ingest_in
+
+
+async def loopback_channel(pool: asyncpg.Pool, name: str = "loop") -> int:
+    return await add_channel(pool, kind="loopback", name=name, settings={}, secrets={})
+
+
+def msg(channel_id: int, external_id: str, sender: str = "u1", text: str = "hello", **kw: object) -> InboundMessage:
+    return InboundMessage(channel_id=channel_id, external_id=external_id, sender=Sender(sender, display_name=f"User {sender}"), text=text, **kw)  # type: ignore[arg-type]
+
+
+async def test_same_external_id_twice_is_one_message(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    first = await ingest(pool, msg(ch, "m1", cursor=Cursor("offset", "1")))
+    second = await ingest(pool, msg(ch, "m1", text="changed", cursor=Cursor("offset", "2")))
+    assert first.created and not second.created
+    assert second.message_id == first.message_id
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert await pool.fetchval("SELECT text FROM messages") == "hello"
+    # the duplicate still moves the cursor on, so the connector doesn't loop on it
+    assert await pool.fetchval("SELECT value FROM channel_cursors WHERE key = 'offset'") == "2"
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'message.created'") == 1
+
+
+async def test_concurrent_duplicates_store_one(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    results = await asyncio.gather(*(ingest(pool, msg(ch, "same", sender="new")) for _ in range(8)))
+    assert sum(r.created for r in results) == 1
+    assert {r.message_id for r in results} == {results[0].message_id}
+    assert await pool.fetchval("SELECT count(*) FROM clients") == 1
+    assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
+
+
+async def test_concurrent_messages_from_a_new_sender_share_one_conversation(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    await asyncio.gather(*(ingest(pool, msg(ch, f"m{i}", sender="burst")) for i in range(10)))
+    assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
+    assert await pool.fetchval("SELECT count(*) FROM identities") == 1
+    assert await pool.fetchval("SELECT unread_count FROM conversations") == 10
+
+
+async def test_cursor_and_message_commit_together(pool: asyncpg.Pool, database_url: str) -> None:
+    """Kill the connection mid-transaction: neither the message nor the cursor is stored."""
+    ch = await loopback_channel(pool)
+    conn = await asyncpg.connect(database_url)
+    from hub.db import _init_connection
+
+    await _init_connection(conn)
+    tx = conn.transaction()
+    await tx.start()
+    await ingest_in(conn, msg(ch, "doomed", cursor=Cursor("offset", "42")))
+    pid = conn.get_server_pid()
+    await pool.execute("SELECT pg_terminate_backend($1)", pid)
+    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+        await tx.commit()
+    conn.terminate()
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+    assert await pool.fetchval("SELECT count(*) FROM channel_cursors") == 0
+    assert await pool.fetchval("SELECT count(*) FROM events") == 0
+    # and the retry after a restart stores it exactly once
+    again = await ingest(pool, msg(ch, "doomed", cursor=Cursor("offset", "42")))
+    assert again.created
+    assert await pool.fetchval("SELECT value FROM channel_cursors WHERE key = 'offset'") == "42"
+
+
+async def test_thread_refs_pick_the_conversation_and_reopen_it(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    a = await ingest(pool, msg(ch, "<a@x>", sender="ann@example.com", new_thread=True, subject="Invoice"))
+    b = await ingest(pool, msg(ch, "<b@x>", sender="ann@example.com", new_thread=True, subject="Delivery"))
+    assert a.conversation_id != b.conversation_id  # a new subject is a new conversation
+    await pool.execute("UPDATE conversations SET status = 'resolved' WHERE id = $1", a.conversation_id)
+    reply = await ingest(pool, msg(ch, "<c@x>", sender="ann@example.com", thread_refs=("<nope@x>", "<a@x>")))
+    assert reply.conversation_id == a.conversation_id
+    assert await pool.fetchval("SELECT status FROM conversations WHERE id = $1", a.conversation_id) == "open"
+
+
+async def test_thread_refs_never_cross_clients(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    a = await ingest(pool, msg(ch, "<a@x>", sender="ann@example.com", new_thread=True))
+    other = await ingest(pool, msg(ch, "<z@x>", sender="eve@example.com", thread_refs=("<a@x>",)))
+    assert other.conversation_id != a.conversation_id
+
+
+async def test_resolved_conversation_is_not_reused_without_refs(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    a = await ingest(pool, msg(ch, "1"))
+    await pool.execute("UPDATE conversations SET status = 'resolved' WHERE id = $1", a.conversation_id)
+    b = await ingest(pool, msg(ch, "2"))
+    assert b.conversation_id != a.conversation_id
+    assert b.client_id == a.client_id
+
+
+async def test_same_email_on_two_channels_is_one_client(pool: asyncpg.Pool) -> None:
+    mail = await loopback_channel(pool, "mail")
+    chat = await loopback_channel(pool, "chat")
+    a = await ingest(pool, InboundMessage(channel_id=mail, external_id="1", sender=Sender("ann@example.com", "Ann", email="ann@example.com"), text="hi"))
+    b = await ingest(pool, InboundMessage(channel_id=chat, external_id="1", sender=Sender("visitor-9", "Ann", email="ANN@example.com"), text="hi again"))
+    assert a.client_id == b.client_id
+    assert a.conversation_id != b.conversation_id
+
+
+async def test_event_is_published_with_the_message(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    r = await ingest(pool, msg(ch, "1", text="Где мой заказ?"))
+    rows = await pool.fetch("SELECT type, payload FROM events ORDER BY id")
+    assert [row["type"] for row in rows] == ["conversation.created", "message.created"]
+    payload = rows[1]["payload"]
+    assert payload["message"]["id"] == r.message_id
+    assert payload["message"]["text"] == "Где мой заказ?"
+    assert payload["message"]["direction"] == "in"
+    assert payload["conversation"]["unread_count"] == 1

@@ -1,0 +1,177 @@
+"""The OpenAPI 3.1 description of /api/v1 (tests validate real responses against it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.types import JSON
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_TIME = {"type": "string", "format": "date-time"}
+_NTIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, nullable: bool = False) -> JSON:
+    schema: JSON = {"type": ["object", "null"] if nullable else "object", "properties": props,
+                    "required": required if required is not None else list(props)}
+    return schema
+
+
+def _ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(item: JSON) -> JSON:
+    return _obj({"items": {"type": "array", "items": item}, "next_cursor": {"type": ["string", "null"]}})
+
+
+SCHEMAS: dict[str, JSON] = {
+    "Error": _obj({"error": _STR}),
+    "Agent": _obj({"id": _INT, "email": _STR, "name": _STR, "role": {"enum": ["agent", "manager", "admin"]}}),
+    "Login": _obj({"token": _STR, "agent": _ref("Agent")}),
+    "Channel": _obj({
+        "id": _INT, "kind": _STR, "name": _STR, "settings": {"type": "object"}, "enabled": {"type": "boolean"},
+        "last_error": {"type": ["string", "null"]}, "last_error_at": _NTIME,
+    }),
+    "Conversation": _obj({
+        "id": _INT, "client_id": _INT, "client": _obj({"id": _INT, "name": _STR}),
+        "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}), "subject": _STR,
+        "status": {"enum": ["open", "pending", "resolved", "snoozed"]}, "snoozed_until": _NTIME,
+        "assignee": _obj({"id": _INT, "name": _STR}, nullable=True), "unread_count": _INT,
+        "created_at": _TIME, "last_activity_at": _TIME, "first_response_at": _NTIME, "resolved_at": _NTIME,
+        "last_message": _obj({"text": _STR, "direction": {"enum": ["in", "out"]}, "created_at": _TIME}, nullable=True),
+    }),
+    "Attachment": _obj({"sha256": _STR, "filename": _STR, "content_type": _STR, "size": _INT, "kind": _STR, "url": _STR}),
+    "Message": _obj({
+        "id": _INT, "conversation_id": _INT, "channel_id": _INT, "channel": _STR,
+        "direction": {"enum": ["in", "out"]}, "text": _STR, "html": _STR,
+        "attachments": {"type": "array", "items": _ref("Attachment")}, "flags": {"type": "array", "items": _STR},
+        "status": {"enum": ["received", "queued", "sent", "delivered", "failed"]}, "error": _STR,
+        "author": _obj({"type": {"enum": ["client", "agent", "channel"]}, "id": {"type": ["integer", "null"]}, "name": _STR}),
+        "created_at": _TIME, "sent_at": _NTIME, "edited_at": _NTIME,
+    }),
+    "Note": _obj({
+        "id": _INT, "conversation_id": {"type": ["integer", "null"]}, "client_id": _INT,
+        "author": _obj({"id": _INT, "name": _STR}), "text": _STR, "created_at": _TIME,
+    }),
+    "Event": _obj({
+        "id": _INT, "type": _STR, "client_id": {"type": ["integer", "null"]},
+        "conversation_id": {"type": ["integer", "null"]},
+        "actor": _obj({"id": _INT, "name": _STR}, nullable=True), "data": {"type": "object"}, "created_at": _TIME,
+    }),
+    "Client": _obj({"id": _INT, "name": _STR, "email": _STR, "phone": _STR, "created_at": _TIME}),
+    "ClientCard": {
+        "allOf": [_ref("Client")],
+        "type": "object",
+        "required": ["identities", "conversations", "timeline"],
+        "properties": {
+            "identities": {"type": "array", "items": _obj({
+                "id": _INT, "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}),
+                "external_id": _STR, "display_name": _STR, "username": _STR,
+            })},
+            "conversations": {"type": "array", "items": _ref("Conversation")},
+            "timeline": {"type": "array", "items": _ref("Event")},
+        },
+    },
+    "Report": _obj({"columns": {"type": "array", "items": _STR}, "items": {"type": "array", "items": {"type": "object"}},
+                    "next_cursor": {"type": "null"}}),
+}
+
+
+def _json(schema: JSON, description: str = "OK") -> JSON:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema: JSON) -> JSON:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_ERR = _json(_ref("Error"), "error")
+_ID = [{"name": "id", "in": "path", "required": True, "schema": _INT}]
+_PAGING = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+    {"name": "cursor", "in": "query", "schema": _STR},
+]
+
+
+def _op(summary: str, role: str | None, responses: dict[str, JSON], **extra: Any) -> JSON:
+    op: JSON = {"summary": summary, "responses": {**responses, "4XX": _ERR}, **extra}
+    if role:
+        op["x-required-role"] = role
+        op["security"] = [{"bearer": []}, {"cookie": []}]
+    return op
+
+
+PATHS: JSON = {
+    "/api/v1/auth/login": {"post": _op("Log in; returns a Bearer token and sets the session cookie", None,
+                                       {"200": _json(_ref("Login"))},
+                                       requestBody=_body(_obj({"email": _STR, "password": _STR})))},
+    "/api/v1/auth/logout": {"post": _op("End this session", "agent", {"200": _json(_obj({"ok": {"type": "boolean"}}))})},
+    "/api/v1/me": {"get": _op("The logged-in agent", "agent", {"200": _json(_ref("Agent"))})},
+    "/api/v1/agents": {"get": _op("The team", "agent", {"200": _json(_list(_ref("Agent")))})},
+    "/api/v1/channels": {"get": _op("Connected channels (never their secrets)", "agent", {"200": _json(_list(_ref("Channel")))})},
+    "/api/v1/conversations": {"get": _op(
+        "Conversations, newest activity first", "agent", {"200": _json(_list(_ref("Conversation")))},
+        parameters=[
+            {"name": "status", "in": "query", "schema": {"enum": ["open", "pending", "resolved", "snoozed"]}},
+            {"name": "channel", "in": "query", "schema": _STR, "description": "channel id or kind"},
+            {"name": "assignee", "in": "query", "schema": _STR, "description": "agent id, `me` or `none`"},
+            {"name": "q", "in": "query", "schema": _STR, "description": "full-text search in messages, client name"},
+            *_PAGING,
+        ])},
+    "/api/v1/conversations/{id}": {"get": _op("One conversation", "agent", {"200": _json(_ref("Conversation"))}, parameters=_ID)},
+    "/api/v1/conversations/{id}/messages": {
+        "get": _op("Messages, oldest first", "agent", {"200": _json(_list(_ref("Message")))}, parameters=[*_ID, *_PAGING]),
+        "post": _op("Reply through the conversation's channel", "agent", {"201": _json(_ref("Message"))},
+                    parameters=_ID, requestBody=_body(_obj({"text": _STR}))),
+    },
+    "/api/v1/conversations/{id}/notes": {
+        "get": _op("Private notes", "agent", {"200": _json(_list(_ref("Note")))}, parameters=_ID),
+        "post": _op("Add a private note", "agent", {"201": _json(_ref("Note"))}, parameters=_ID,
+                    requestBody=_body(_obj({"text": _STR}))),
+    },
+    "/api/v1/conversations/{id}/assign": {"post": _op(
+        "Assign to an agent (null: unassign)", "agent", {"200": _json(_ref("Conversation"))}, parameters=_ID,
+        requestBody=_body(_obj({"agent_id": {"type": ["integer", "null"]}})))},
+    "/api/v1/conversations/{id}/status": {"post": _op(
+        "Set status", "agent", {"200": _json(_ref("Conversation"))}, parameters=_ID,
+        requestBody=_body(_obj({"status": {"enum": ["open", "pending", "resolved", "snoozed"]}, "snoozed_until": _TIME},
+                               required=["status"])))},
+    "/api/v1/conversations/{id}/read": {"post": _op("Mark read", "agent", {"200": _json(_ref("Conversation"))}, parameters=_ID)},
+    "/api/v1/messages/{id}/retry": {"post": _op("Queue a failed reply again", "agent", {"200": _json(_ref("Message"))}, parameters=_ID)},
+    "/api/v1/clients": {"get": _op("Clients", "agent", {"200": _json(_list(_ref("Client")))},
+                                   parameters=[{"name": "q", "in": "query", "schema": _STR}, *_PAGING])},
+    "/api/v1/clients/{id}": {
+        "get": _op("The client card", "agent", {"200": _json(_ref("ClientCard"))}, parameters=_ID),
+        "patch": _op("Edit the card", "agent", {"200": _json(_ref("ClientCard"))}, parameters=_ID,
+                     requestBody=_body(_obj({"name": _STR, "email": _STR, "phone": _STR}, required=[]))),
+    },
+    "/api/v1/clients/{id}/merge": {"post": _op("Merge another client into this one", "agent", {"200": _json(_ref("ClientCard"))},
+                                               parameters=_ID, requestBody=_body(_obj({"other_id": _INT})))},
+    "/api/v1/blobs/{sha256}": {"get": _op("An attachment", "agent", {"200": {"description": "the file"}},
+                                          parameters=[{"name": "sha256", "in": "path", "required": True, "schema": _STR}])},
+    "/api/v1/reports/volume": {"get": _op("Messages per day and channel", "manager", {"200": _json(_ref("Report"))},
+                                          parameters=[{"name": "from", "in": "query", "schema": _STR},
+                                                      {"name": "to", "in": "query", "schema": _STR},
+                                                      {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
+    "/api/v1/reports/agents": {"get": _op("Replies and first-response times per agent", "manager", {"200": _json(_ref("Report"))},
+                                          parameters=[{"name": "from", "in": "query", "schema": _STR},
+                                                      {"name": "to", "in": "query", "schema": _STR},
+                                                      {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
+}
+
+
+def openapi_document() -> JSON:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "omnihub", "version": "1", "description": "See docs/api.md for websockets and events."},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "omnihub_session"},
+            },
+        },
+    }
