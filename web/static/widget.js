@@ -188,6 +188,7 @@
   const form = el("form", "compose");
   const input = el("textarea");
   input.rows = 1;
+  input.maxLength = 10000;
   input.placeholder = t("placeholder");
   input.setAttribute("aria-label", t("placeholder"));
   const sendBtn = el("button", "send");
@@ -213,6 +214,7 @@
     typingTimer: null,
     noteTimer: null,
     sessionSeen: false,
+    retries: new Map(), // client_msg_id -> refusals so far
   };
 
   const showPrechat = () => script.dataset.prechat !== "off" && !store.get("identified") && !store.get("prechat_done");
@@ -388,10 +390,28 @@
         break;
       case "error":
         flashNote(String(m.reason || "error"));
+        if (m.client_msg_id) retryLater(m.client_msg_id);
         break;
       default:
         break;
     }
+  }
+
+  // A refused message (rate limit, too long) is tried again a few times, then
+  // dropped with the server's reason left on screen.
+  function retryLater(id) {
+    const n = (st.retries.get(id) || 0) + 1;
+    st.retries.set(id, n);
+    if (n > 3) {
+      st.queue = st.queue.filter((q) => q.client_msg_id !== id);
+      store.set("queue", st.queue);
+      render();
+      return;
+    }
+    setTimeout(() => {
+      const q = st.queue.find((x) => x.client_msg_id === id);
+      if (q) wsSend({ type: "message", client_msg_id: q.client_msg_id, text: q.text });
+    }, 2000 * n);
   }
 
   function sendIdentify() {

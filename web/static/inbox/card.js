@@ -6,7 +6,9 @@ import { api } from "./api.js";
 import { state } from "./state.js";
 
 // Delivery bookkeeping: visible in the thread, noise on the timeline.
+// A conversation.updated without an actor is bookkeeping too (read counters).
 const QUIET = new Set(["message.status", "message.updated", "visitor.typing"]);
+const quiet = (ev) => QUIET.has(ev.type) || (ev.type === "conversation.updated" && !ev.actor);
 
 let els = null;
 let cb = null;
@@ -86,7 +88,7 @@ export function render() {
         h("span", { class: "card-conv-text" }, c.last_message?.text || c.subject || `#${c.id}`),
         h("span", { class: `pill st-${c.status}` }, t(`status.${c.status}`)),
         h("time", { class: "muted small" }, formatTime(c.last_activity_at)))))),
-    section(t("card.timeline"), [...(d.timeline || [])].filter((ev) => !QUIET.has(ev.type)).reverse().map(timelineItem), "timeline"));
+    section(t("card.timeline"), [...(d.timeline || [])].filter((ev) => !quiet(ev)).reverse().map(timelineItem), "timeline"));
 }
 
 function section(title, items, cls = "") {
@@ -112,13 +114,14 @@ function timelineItem(ev) {
     cls = "ev-note";
   } else if (ev.type === "conversation.created") {
     title = t("ev.conversation");
-  } else if (ev.type === "conversation.updated" && data.conversation) {
-    const c = data.conversation;
-    title = data.change === "assign" || data.field === "assignee"
-      ? t("ev.assigned", { name: ev.actor?.name || "" })
-      : t("ev.status", { status: t(`status.${c.status}`) });
-    if (c.assignee) detail = t("thread.assigned_to", { name: c.assignee.name });
-  } else if (ev.type === "client.updated") {
+  } else if (ev.type === "conversation.status") {
+    title = t("ev.status", { status: t(`status.${data.to || data.conversation?.status}`) });
+    if (ev.actor?.name) detail = ev.actor.name;
+  } else if (ev.type === "conversation.assigned" || (ev.type === "conversation.updated" && ev.actor)) {
+    title = t("ev.assigned", { name: ev.actor?.name || "" });
+    const a = data.conversation?.assignee;
+    detail = a ? t("thread.assigned_to", { name: a.name }) : t("thread.unassigned");
+  } else if (ev.type === "client.updated" || ev.type === "client.merged") {
     title = t("ev.client");
   } else {
     title = t("ev.other", { type: ev.type });

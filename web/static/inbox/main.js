@@ -158,35 +158,27 @@ function applyConversation(conv) {
 
 // ---- live events -------------------------------------------------------------
 
+// Dispatch by what an event carries, not only by its type name, so event
+// kinds added on the server (conversation.status, conversation.assigned, ...)
+// still update the window.
 function onEvent(ev) {
   const d = ev.data || {};
-  switch (ev.type) {
-    case "message.created":
-      if (d.conversation) onConversationEvent(d.conversation);
-      if (d.message) {
-        thread.addMessage(d.message);
-        if (d.message.direction === "in" && d.message.conversation_id === state.selectedId && document.visibilityState === "visible") {
-          markRead(state.selectedId);
-        }
-      }
-      break;
-    case "message.status":
-    case "message.updated":
-      if (d.message) thread.updateMessage(d.message);
-      break;
-    case "conversation.created":
-    case "conversation.updated":
-      if (d.conversation) onConversationEvent(d.conversation);
-      break;
-    case "note.created":
-      if (d.note) thread.addNote(d.note);
-      break;
-    case "visitor.typing":
-      thread.showTyping(ev.conversation_id);
-      break;
-    default:
-      break;
+  if (ev.type === "visitor.typing") {
+    thread.showTyping(ev.conversation_id);
+    return;
   }
+  if (d.conversation) onConversationEvent(d.conversation);
+  if (d.message) {
+    if (ev.type === "message.created") {
+      thread.addMessage(d.message);
+      if (d.message.direction === "in" && d.message.conversation_id === state.selectedId && document.visibilityState === "visible") {
+        markRead(state.selectedId);
+      }
+    } else {
+      thread.updateMessage(d.message);
+    }
+  }
+  if (d.note) thread.addNote(d.note);
   const clientId = ev.client_id ?? d.conversation?.client_id ?? d.note?.client_id;
   if (clientId != null) card.refreshSoon(clientId);
 }
