@@ -16,6 +16,7 @@ Tests push events (`user_writes`, `push`), inject failures (`fail_method`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
@@ -62,6 +63,7 @@ class FakeVk:
         self._ids = 0
         self._pending_uploads: dict[str, tuple[bytes, str]] = {}
         self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -145,6 +147,11 @@ class FakeVk:
         self.push("message_edit", edited)
         return edited
 
+    def _wake_polls(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._notify())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def push(self, type_: str, obj: JSON) -> None:
         self.updates.append(
             {
@@ -155,7 +162,7 @@ class FakeVk:
                 "object": obj,
             }
         )
-        asyncio.get_running_loop().create_task(self._notify())
+        self._wake_polls()
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -167,9 +174,11 @@ class FakeVk:
     def fail_poll(self, code: int) -> None:
         """The next a_check answers {"failed": code}; 2 and 3 also retire the current key; 5xx is an HTTP error."""
         self._poll_failures.append(code)
+        self._wake_polls()
 
     def expire_key(self) -> None:
         self.key_number += 1
+        self._wake_polls()
 
     def deny(self, user_id: int) -> None:
         """The user has not allowed messages from the community (901)."""
@@ -315,27 +324,28 @@ class FakeVk:
         self.polls.append(dict(query))
         if query.get("act") != "a_check":
             return web.json_response({"failed": 2})
-        if self._poll_failures:
-            code = self._poll_failures.pop(0)
-            if code >= 500:
-                return web.Response(status=code, text="Bad gateway")
-            if code == 1:
-                return web.json_response({"failed": 1, "ts": str(self.ts)})
-            self.expire_key()
-            return web.json_response({"failed": code})
-        if query.get("key") != self.key:
-            return web.json_response({"failed": 2})
         try:
             ts = int(query.get("ts", ""))
         except ValueError:
             return web.json_response({"failed": 1, "ts": str(self.ts)})
-        if ts > self.ts or ts < self.ts_base:
-            return web.json_response({"failed": 1, "ts": str(self.ts)})
-        wait = min(float(query.get("wait", "25")), 90.0)
-        if ts == self.ts:
-            try:
-                async with self._changed:
-                    await asyncio.wait_for(self._changed.wait_for(lambda: self.ts > ts), wait)
-            except TimeoutError:
-                pass
-        return web.json_response({"ts": str(self.ts), "updates": self.updates[ts - self.ts_base :]})
+        deadline = asyncio.get_running_loop().time() + min(float(query.get("wait", "25")), 90.0)
+        # A held request answers as soon as anything changes: an event, an injected failure, a key expiry.
+        while True:
+            if self._poll_failures:
+                code = self._poll_failures.pop(0)
+                if code >= 500:
+                    return web.Response(status=code, text="Bad gateway")
+                if code == 1:
+                    return web.json_response({"failed": 1, "ts": str(self.ts)})
+                self.key_number += 1
+                return web.json_response({"failed": code})
+            if query.get("key") != self.key:
+                return web.json_response({"failed": 2})
+            if ts > self.ts or ts < self.ts_base:
+                return web.json_response({"failed": 1, "ts": str(self.ts)})
+            remaining = deadline - asyncio.get_running_loop().time()
+            if ts < self.ts or remaining <= 0:
+                return web.json_response({"ts": str(self.ts), "updates": self.updates[ts - self.ts_base :]})
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
