@@ -48,6 +48,7 @@ class ParsedMail:
     html: str  # sanitized with nh3; "" for text-only mail
     parts: tuple[MailPart, ...]
     flags: tuple[str, ...]  # "auto_reply", "bounce", "malformed"
+    original_recipient: str = ""  # a bounce: the address our mail could not reach
 
     @property
     def thread_refs(self) -> tuple[str, ...]:
@@ -134,7 +135,17 @@ def parse_mail(raw: bytes) -> ParsedMail:
         html=safe_html,
         parts=tuple(body.parts),
         flags=tuple(flags),
+        original_recipient=_original_recipient(body) if "bounce" in flags else "",
     )
+
+
+def _original_recipient(body: _Body) -> str:
+    m = re.search(
+        r"^(?:Original|Final)-Recipient:\s*rfc822\s*;\s*<?([^\s<>]+@[^\s<>]+)>?", body.report_text, re.I | re.M
+    )
+    if not m:
+        m = re.search(r"^To:\s*(?:.*<)?([^\s<>,]+@[^\s<>,]+)", body.returned_headers, re.I | re.M)
+    return m.group(1).lower() if m else ""
 
 
 _FATAL_DEFECTS = {
@@ -230,6 +241,7 @@ class _Body:
         self.original_ids: list[str] = []  # Message-IDs quoted in a delivery report
         self.report_types: list[str] = []
         self.report_text: str = ""
+        self.returned_headers: str = ""
 
 
 def _walk(part: Message, body: _Body, problems: list[str]) -> None:
@@ -249,6 +261,8 @@ def _walk(part: Message, body: _Body, problems: list[str]) -> None:
     if ctype in ("message/rfc822", "text/rfc822-headers", "message/delivery-status"):
         ids = re.findall(r"^Message-ID:\s*(<[^>\r\n]+>)", payload.decode("ascii", "replace"), re.I | re.M)
         body.original_ids.extend(MSG_ID_RE.findall(" ".join(ids[:1])))
+        if ctype != "message/delivery-status" and not body.returned_headers:
+            body.returned_headers = payload.split(b"\n\n", 1)[0].decode("utf-8", "replace")
     if part.get_content_maintype() == "multipart":  # broken MIME: a multipart with no parts
         body.texts.append(decode_bytes(payload, part.get_content_charset() or ""))
         return

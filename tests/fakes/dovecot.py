@@ -34,6 +34,7 @@ info_log_path = {root}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
 default_login_user = {login_user}
@@ -197,6 +198,13 @@ class Dovecot:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def reset_uids(self) -> None:
+        """Forget the mailbox's UID list and indexes (server stopped): the next start picks a new UIDVALIDITY."""
+        assert self.proc is None, "stop the server first"
+        for f in (self.home / "Maildir").rglob("dovecot*"):
+            if f.is_file():
+                f.unlink()
 
     def close(self) -> None:
         self.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -72,7 +73,7 @@ class SmtpServer:
             and auth_data.login.decode() == self.username
             and auth_data.password.decode() == self.password
         )
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def start(self) -> None:
         self._controller = Controller(
@@ -89,11 +90,12 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, count: int, seconds: float = 10.0) -> list[Received]:
+        """Wait (without blocking the event loop) until `count` mails have arrived."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             with self.lock:
                 if len(self.received) >= count:
                     return list(self.received)
-            time.sleep(0.02)
-        raise AssertionError(f"expected {count} mails, SMTP server got {len(self.received)}")
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"expected {count} mails, the SMTP server got {len(self.received)}")

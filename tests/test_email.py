@@ -1,0 +1,388 @@
+"""E-mail channel against a real Dovecot (IMAP) and a real aiosmtpd (SMTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.email import EmailConnector
+from connectors.registry import CONNECTORS
+from hub.errors import ChannelCheckError, PermanentFailure, TemporaryFailure
+from hub.types import Attachment, ChannelAccount, Cursor, InboundMessage, IngestResult, OutboundMessage
+from tests.fakes.dovecot import Dovecot, free_port
+from tests.fakes.smtp import SmtpServer
+
+MAIL = Path(__file__).parent / "mail"
+ADDRESS = "support@example.com"
+
+
+def mail(
+    subject: str,
+    body: str = "Hello",
+    *,
+    sender: str = "Ivan Petrov <ivan@example.org>",
+    message_id: str | None = None,
+    in_reply_to: str = "",
+    references: str = "",
+    date: dt.datetime | None = None,
+) -> bytes:
+    m = EmailMessage()
+    m["From"] = sender
+    m["To"] = ADDRESS
+    m["Subject"] = subject
+    m["Date"] = format_datetime(date or dt.datetime.now(dt.UTC))
+    m["Message-ID"] = message_id or make_msgid(domain="example.org")
+    if in_reply_to:
+        m["In-Reply-To"] = in_reply_to
+    if references:
+        m["References"] = references
+    m.set_content(body)
+    return m.as_bytes()
+
+
+# -- an in-memory sink, for the connector on its own ----------------------------------------------
+
+
+class MemoryBlobs:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    async def put(self, data: bytes, *, filename: str, content_type: str, kind: str = "file") -> Attachment:
+        digest = hashlib.sha256(data).hexdigest()
+        self.data[digest] = data
+        return Attachment(sha256=digest, filename=filename, content_type=content_type, size=len(data), kind=kind)
+
+    async def get(self, sha256: str) -> bytes | None:
+        return self.data.get(sha256)
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.messages: dict[str, InboundMessage] = {}
+        self.cursors: dict[str, str] = {}
+        self.raw: list[tuple[str, Mapping[str, Any]]] = []
+        self.ingested: list[str] = []  # every ingest call, duplicates included
+        self._blobs = MemoryBlobs()
+
+    @property
+    def blobs(self) -> MemoryBlobs:
+        return self._blobs
+
+    async def ingest(self, message: InboundMessage) -> IngestResult:
+        self.ingested.append(message.external_id)
+        created = message.external_id not in self.messages
+        self.messages.setdefault(message.external_id, message)
+        if message.cursor:
+            self.cursors[message.cursor.key] = message.cursor.value
+        return IngestResult(message_id=len(self.messages), conversation_id=1, client_id=1, created=created)
+
+    async def cursor(self, key: str) -> str | None:
+        return self.cursors.get(key)
+
+    async def set_cursor(self, cursor: Cursor) -> None:
+        self.cursors[cursor.key] = cursor.value
+
+    async def record_raw(
+        self, *, kind: str, reason: str, payload: Mapping[str, Any], cursor: Cursor | None = None
+    ) -> None:
+        self.raw.append((reason, payload))
+        if cursor:
+            self.cursors[cursor.key] = cursor.value
+
+    async def record_event(self, *, external_id: str, type: str, data: Mapping[str, Any]) -> None:
+        pass
+
+
+async def until(predicate: Any, seconds: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    d = Dovecot()
+    d.start()
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    s = SmtpServer()
+    s.start()
+    yield s
+    s.stop()
+
+
+def settings_for(dovecot: Dovecot, smtp: SmtpServer | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "address": ADDRESS,
+        "imap_host": dovecot.host,
+        "imap_port": dovecot.port,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port if smtp else free_port(),
+        "security": "plain",
+        "mailbox": "INBOX",
+        "backfill_days": 30,
+        "poll_seconds": 0.2,
+        **extra,
+    }
+
+
+def account_for(dovecot: Dovecot, smtp: SmtpServer | None = None, **extra: Any) -> ChannelAccount:
+    return ChannelAccount(
+        id=1,
+        kind="email",
+        name="Support",
+        settings=settings_for(dovecot, smtp, **extra),
+        secrets={"username": dovecot.username, "password": dovecot.password},
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(connector: EmailConnector, sink: MemorySink) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(connector.run(sink))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await connector.close()
+
+
+# -- the connector on its own ---------------------------------------------------------------------
+
+
+def test_registered() -> None:
+    assert CONNECTORS["email"] is EmailConnector
+
+
+async def test_backfill_takes_recent_days_then_idle_delivers_new_mail(dovecot: Dovecot) -> None:
+    now = dt.datetime.now(dt.UTC)
+    dovecot.deliver(mail("too old", message_id="<old@example.org>"), date=now - dt.timedelta(days=40))
+    dovecot.deliver(mail("recent", message_id="<recent@example.org>"), date=now - dt.timedelta(days=2))
+    dovecot.deliver((MAIL / "koi8r.eml").read_bytes())
+    sink = MemorySink()
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 2)
+        validity = dovecot.uidvalidity()
+        assert sink.cursors["INBOX"] == f"{validity}:3"
+        assert sink.messages["recent@example.org"].cursor == Cursor("INBOX", f"{validity}:2")
+        koi = sink.messages["20261130100000.A1234@mail.example.ru"]
+        assert koi.subject == "Проблема с оплатой" and koi.sender.display_name == "Ольга Смирнова"
+        assert koi.sender.email == koi.sender.external_id == "olga@mail.example.ru"
+        assert koi.new_thread and koi.thread_refs == ()
+
+        await asyncio.sleep(0.5)  # now in IDLE: a new mail must arrive by push, not by a poll
+        dovecot.deliver(mail("new", message_id="<new@example.org>"))
+        await until(lambda: "new@example.org" in sink.messages, seconds=3)
+    assert "old@example.org" not in sink.messages
+    assert sorted(sink.ingested) == sorted(sink.messages)  # nothing ingested twice (UID N:* trap)
+    assert sink.cursors["INBOX"] == f"{validity}:4"
+
+
+async def test_polling_when_the_server_has_no_idle() -> None:
+    d = Dovecot(idle=False)
+    d.start()
+    try:
+        sink = MemorySink()
+        async with running(EmailConnector(account_for(d)), sink):
+            await until(lambda: "INBOX" in sink.cursors)  # empty backfill still sets the cursor
+            d.deliver(mail("polled", message_id="<polled@example.org>"))
+            await until(lambda: "polled@example.org" in sink.messages, seconds=5)
+        assert sink.ingested == ["polled@example.org"]
+    finally:
+        d.close()
+
+
+async def test_restart_resumes_from_the_cursor(dovecot: Dovecot) -> None:
+    sink = MemorySink()
+    dovecot.deliver_many([mail(f"m{i}", message_id=f"<m{i}@example.org>") for i in range(3)])
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 3)
+    dovecot.deliver_many([mail(f"n{i}", message_id=f"<n{i}@example.org>") for i in range(2)])
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 5)
+        await asyncio.sleep(0.3)
+    assert len(sink.ingested) == 5
+
+
+async def test_imap_server_restart_reconnects_and_misses_nothing(dovecot: Dovecot) -> None:
+    sink = MemorySink()
+    async with running(EmailConnector(account_for(dovecot)), sink) as task:
+        dovecot.deliver(mail("before", message_id="<before@example.org>"))
+        await until(lambda: len(sink.messages) == 1)
+        await asyncio.to_thread(dovecot.stop)
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(dovecot.start)
+        # Delivered right after the restart, while the connector is still reconnecting.
+        await asyncio.to_thread(
+            dovecot.deliver_many, [mail(f"after {i}", message_id=f"<after{i}@example.org>") for i in range(3)]
+        )
+        await until(lambda: len(sink.messages) == 4, seconds=15)
+        assert not task.done()
+    assert sorted(sink.ingested) == sorted(sink.messages)
+
+
+async def test_uidvalidity_change_rescans_and_dedupes_by_message_id(dovecot: Dovecot) -> None:
+    sink = MemorySink()
+    dovecot.deliver_many([mail(f"m{i}", message_id=f"<v{i}@example.org>") for i in range(2)])
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 2)
+    old = dovecot.uidvalidity()
+    dovecot.stop()
+    await asyncio.sleep(1.1)  # Dovecot takes the time as the new UIDVALIDITY
+    dovecot.reset_uids()
+    dovecot.start()
+    assert dovecot.uidvalidity() != old
+    dovecot.deliver(mail("third", message_id="<v2@example.org>"))
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 3)
+        await until(lambda: sink.cursors["INBOX"] == f"{dovecot.uidvalidity()}:3")
+    assert set(sink.messages) == {"v0@example.org", "v1@example.org", "v2@example.org"}
+
+
+async def test_unparseable_and_malformed_mail_never_stop_the_loop(dovecot: Dovecot) -> None:
+    sink = MemorySink()
+    dovecot.deliver((MAIL / "no_sender.eml").read_bytes())
+    dovecot.deliver((MAIL / "malformed_message_id.eml").read_bytes())
+    dovecot.deliver(mail("fine", message_id="<fine@example.org>"))
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 2)
+    validity = dovecot.uidvalidity()
+    [(reason, payload)] = sink.raw
+    assert "no sender" in reason and payload["uid"] == 1
+    assert sink.blobs.data[payload["blob"]] == (MAIL / "no_sender.eml").read_bytes()
+    odd = sink.messages[f"uid:{validity}:2"]  # no usable Message-ID: a synthesized one
+    assert odd.flags == ("malformed",) and odd.thread_refs == ("omnihub.5.aa@example.com",)
+    assert [a.filename for a in odd.attachments] == ["original.eml"]
+    assert sink.cursors["INBOX"] == f"{validity}:3"
+
+
+async def test_attachments_inline_images_and_html(dovecot: Dovecot) -> None:
+    sink = MemorySink()
+    dovecot.deliver((MAIL / "inline_image.eml").read_bytes())
+    dovecot.deliver((MAIL / "html_only.eml").read_bytes())
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 2)
+    m = sink.messages["inline.img@example.org"]
+    image, csv = m.attachments
+    assert (image.filename, image.kind, csv.filename, csv.kind) == ("error.png", "photo", "отчёт.csv", "document")
+    assert sink.blobs.data[image.sha256].startswith(b"\x89PNG")
+    assert m.raw["cids"] == {"img001@example.org": image.sha256}
+    h = sink.messages["html.only@example.org"]
+    assert "<script" not in h.html and "<b>account</b>" in h.html
+    assert h.text.startswith("Hello support,")
+
+
+async def test_auto_replies_and_bounces_never_start_a_thread(dovecot: Dovecot) -> None:
+    sink = MemorySink()
+    dovecot.deliver((MAIL / "auto_reply.eml").read_bytes())
+    dovecot.deliver((MAIL / "bounce.eml").read_bytes())
+    async with running(EmailConnector(account_for(dovecot)), sink):
+        await until(lambda: len(sink.messages) == 2)
+    auto = sink.messages["oof.1@corp.example.org"]
+    assert auto.flags == ("auto_reply",) and not auto.new_thread
+    bounce = sink.messages["20261130100000.ABC@mx.example.com"]
+    assert "bounce" in bounce.flags and not bounce.new_thread
+    # Filed under the customer our mail did not reach, in the thread of that mail.
+    assert bounce.sender.external_id == "nobody@example.net"
+    assert bounce.thread_refs == ("omnihub.99.deadbeef@example.com",)
+
+
+async def test_check(dovecot: Dovecot, smtp: SmtpServer) -> None:
+    assert await EmailConnector.check(account_for(dovecot, smtp)) == {}
+
+    bad_imap = account_for(dovecot, smtp)
+    bad_imap = ChannelAccount(1, "email", "x", bad_imap.settings, {"username": "support", "password": "nope"})
+    with pytest.raises(ChannelCheckError, match=r"IMAP server 127\.0\.0\.1 refused the login for support"):
+        await EmailConnector.check(bad_imap)
+
+    smtp.password = "other"
+    with pytest.raises(ChannelCheckError, match=r"SMTP server 127\.0\.0\.1:\d+ refused the login for support: 535"):
+        await EmailConnector.check(account_for(dovecot, smtp))
+
+    with pytest.raises(ChannelCheckError, match=r"cannot reach SMTP server 127\.0\.0\.1:\d+"):
+        await EmailConnector.check(account_for(dovecot, None))
+
+    with pytest.raises(ChannelCheckError, match=r"cannot open mailbox 'Nope'"):
+        await EmailConnector.check(account_for(dovecot, smtp, mailbox="Nope"))
+
+    port = dovecot.port
+    dovecot.stop()
+    with pytest.raises(ChannelCheckError, match=rf"cannot reach IMAP server 127\.0\.0\.1:{port}"):
+        await EmailConnector.check(account_for(dovecot, smtp))
+
+
+def outbound(**overrides: Any) -> OutboundMessage:
+    fields: dict[str, Any] = {
+        "message_id": 42,
+        "channel_id": 1,
+        "conversation_id": 7,
+        "recipient": "ivan@example.org",
+        "text": "Hello Ivan,\nyour parcel left the warehouse.",
+        "subject": "Order #1042 has not arrived",
+        "thread_refs": ("first@example.org", "uid:1:5", "second@example.org"),
+    }
+    return OutboundMessage(**{**fields, **overrides})
+
+
+async def test_send_threads_the_reply(dovecot: Dovecot, smtp: SmtpServer) -> None:
+    connector = EmailConnector(account_for(dovecot, smtp))
+    blobs = MemoryBlobs()
+    pdf = await blobs.put(b"%PDF-1.4 invoice", filename="invoice.pdf", content_type="application/pdf")
+    result = await connector.send(outbound(attachments=(pdf,)), blobs)
+    again = await connector.send(outbound(attachments=(pdf,)), blobs)  # a retry: the same mail
+    [first, second] = await smtp.wait_for(2)
+    m = first.message
+    assert result.external_id == again.external_id and result.external_id.endswith("@example.com")
+    assert m["Message-ID"] == f"<{result.external_id}>" == second.message["Message-ID"]
+    assert first.mail_from == ADDRESS and first.rcpt_tos == ("ivan@example.org",) and first.login == "support"
+    assert m["From"] == "Support <support@example.com>"
+    assert m["Subject"] == "Re: Order #1042 has not arrived"
+    assert m["In-Reply-To"] == "<second@example.org>"
+    assert m["References"] == "<first@example.org> <second@example.org>"
+    body = m.get_body(("plain",))
+    assert (
+        body is not None
+        and body.get_content().replace("\r\n", "\n") == "Hello Ivan,\nyour parcel left the warehouse.\n"
+    )
+    html = m.get_body(("html",))
+    assert html is not None and "Hello Ivan,<br>" in html.get_content()
+    [att] = list(m.iter_attachments())
+    assert (att.get_filename(), att.get_content_type(), att.get_content()) == (
+        "invoice.pdf",
+        "application/pdf",
+        b"%PDF-1.4 invoice",
+    )
+    other = await connector.send(outbound(message_id=43, subject="Re: Order"), blobs)
+    assert other.external_id != result.external_id
+    assert (await smtp.wait_for(3))[2].message["Subject"] == "Re: Order"
+
+
+async def test_send_failures_are_typed(dovecot: Dovecot, smtp: SmtpServer) -> None:
+    connector = EmailConnector(account_for(dovecot, smtp))
+    smtp.refuse["gone@example.org"] = "550 5.1.1 No such user"
+    smtp.refuse["busy@example.org"] = "452 4.2.2 Mailbox full"
+    with pytest.raises(PermanentFailure, match="550"):
+        await connector.send(outbound(recipient="gone@example.org"), MemoryBlobs())
+    with pytest.raises(TemporaryFailure, match="452"):
+        await connector.send(outbound(recipient="busy@example.org"), MemoryBlobs())
+    smtp.stop()
+    with pytest.raises(TemporaryFailure, match="SMTP server"):
+        await connector.send(outbound(), MemoryBlobs())
+    assert smtp.received == []
