@@ -6,18 +6,29 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import itertools
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
+import asyncpg
+import httpx
 import pytest
 
 from connectors.ratelimit import RateLimited, TokenBucket, acquire_all
 from connectors.registry import CONNECTORS
 from connectors.telegram import OFFSET_KEY, TelegramConnector, webhook_secret
+from hub import db
+from hub.channels import add_channel
 from hub.errors import ChannelCheckError, PermanentFailure, RetryAfter, TemporaryFailure
 from hub.types import Attachment, ChannelAccount, Cursor, InboundMessage, IngestResult, OutboundMessage
+from tests.conftest import RunningHub, free_port, login, make_agent, start_hub, wait_for
 from tests.fakes.telegram_api import FakeBotAPI, until
+
+_names = itertools.count()
 
 # -- a sink in memory, for the connector on its own -----------------------------
 
@@ -484,3 +495,246 @@ async def test_check_in_webhook_mode_sets_the_webhook_with_a_secret(fake: FakeBo
     await TelegramConnector.check(account)
     assert fake.webhook_url == "https://hub.example.com/hooks/telegram/7"
     assert fake.webhook_secret == webhook_secret(account) and len(fake.webhook_secret) >= 32
+
+
+# -- the whole hub: store, inbox API, outbox, supervisor ------------------------------
+
+
+async def add_telegram_channel(pool: asyncpg.Pool, fake: FakeBotAPI, **settings: Any) -> int:
+    return await add_channel(
+        pool,
+        kind="telegram",
+        name=f"tg-{next(_names)}",
+        settings={"api_base": fake.base_url, "mode": "polling", "poll_timeout": 1, **settings},
+        secrets={"token": fake.token},
+    )
+
+
+@contextlib.asynccontextmanager
+async def hub_with_telegram(
+    database_url: str, fake: FakeBotAPI, **settings: Any
+) -> AsyncIterator[tuple[RunningHub, httpx.AsyncClient, int]]:
+    async with db.open_pool(database_url, min_size=1, max_size=2) as pool:
+        channel_id = await add_telegram_channel(pool, fake, **settings)
+    async with start_hub(database_url) as hub:
+        client = await login(hub.base_url, await make_agent(hub.pool, "admin"))
+        try:
+            yield hub, client, channel_id
+        finally:
+            await client.aclose()
+
+
+async def conversations(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    r = await client.get("/api/v1/conversations")
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def messages_of(client: httpx.AsyncClient, conversation_id: int) -> list[dict[str, Any]]:
+    r = await client.get(f"/api/v1/conversations/{conversation_id}/messages")
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def test_message_in_reaches_the_inbox_and_the_client_card_and_a_reply_goes_back(
+    database_url: str, fake: FakeBotAPI
+) -> None:
+    async with hub_with_telegram(database_url, fake) as (_hub, client, _channel_id):
+        fake.push_message(501, "Where is my order?", first_name="Anna", last_name="K", username="anna_k")
+        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        assert conv["channel"]["kind"] == "telegram" and conv["client"]["name"] == "Anna K"
+        (inbound,) = await messages_of(client, conv["id"])
+        assert (inbound["direction"], inbound["text"]) == ("in", "Where is my order?")
+
+        r = await client.get(f"/api/v1/clients/{conv['client_id']}")
+        card = r.json()
+        assert [(i["external_id"], i["username"]) for i in card["identities"]] == [("501", "anna_k")]
+        assert [c["id"] for c in card["conversations"]] == [conv["id"]]
+
+        r = await client.post(
+            f"/api/v1/conversations/{conv['id']}/messages", json={"text": "It ships <today> *for sure*"}
+        )
+        assert r.status_code == 201, r.text
+        reply_id = r.json()["id"]
+        await until(lambda: fake.sent, what="the reply at the fake Bot API")
+        (sent,) = fake.sent
+        assert (sent.chat_id, sent.text) == (501, "It ships <today> *for sure*")
+
+        async def reply_sent() -> bool:
+            return any(m["id"] == reply_id and m["status"] == "sent" for m in await messages_of(client, conv["id"]))
+
+        await wait_for(reply_sent, timeout=10)
+
+
+async def test_429_is_sent_after_the_delay_exactly_once(database_url: str, fake: FakeBotAPI) -> None:
+    async with hub_with_telegram(database_url, fake) as (_hub, client, _channel_id):
+        fake.push_message(77, "hi")
+        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        fake.too_many_requests("sendMessage", retry_after=2)
+        asked = time.monotonic()
+        r = await client.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "answer"})
+        assert r.status_code == 201
+        await until(lambda: fake.sent, within=15, what="the reply after retry_after")
+        assert fake.sent[0].at - asked >= 2.0
+        await asyncio.sleep(1.5)
+        assert [(s.chat_id, s.text) for s in fake.sent] == [(77, "answer")]
+        assert sum(1 for m, p in fake.calls if m == "sendmessage") == 2  # the refused one and the one that went
+        (reply,) = [m for m in await messages_of(client, conv["id"]) if m["direction"] == "out"]
+        assert reply["status"] == "sent"
+
+
+async def test_a_user_who_blocked_the_bot_fails_the_reply_with_the_reason(database_url: str, fake: FakeBotAPI) -> None:
+    async with hub_with_telegram(database_url, fake) as (_hub, client, _channel_id):
+        fake.push_message(88, "hi")
+        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        fake.blocked_chats.add(88)
+        r = await client.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "are you there?"})
+        reply_id = r.json()["id"]
+
+        async def failed() -> list[dict[str, Any]]:
+            return [m for m in await messages_of(client, conv["id"]) if m["id"] == reply_id and m["status"] == "failed"]
+
+        (reply,) = await wait_for(failed, timeout=10)
+        assert reply["error"] == "user blocked the bot"
+        assert fake.sent == []
+
+
+async def test_attachments_and_unknown_updates_in_the_store(database_url: str, fake: FakeBotAPI) -> None:
+    photo = b"\xff\xd8\xff" + bytes(range(256)) * 40
+    async with hub_with_telegram(database_url, fake) as (hub, client, channel_id):
+        fake.push_update(brand_new_update_type={"x": 1})
+        fake.push_message(
+            66,
+            caption="broken screen",
+            photo=[{**fake.add_file(photo, path_hint="photos/p"), "width": 10, "height": 10}],
+        )
+        fake.push_message(66, contact={"phone_number": "+79991234567", "first_name": "Petr", "user_id": 66})
+        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        msgs = await wait_for(lambda: _at_least(2, messages_of(client, conv["id"])), timeout=10)
+        att = msgs[0]["attachments"][0]
+        assert (msgs[0]["text"], att["kind"], att["size"]) == ("broken screen", "photo", len(photo))
+        r = await client.get(f"/api/v1/blobs/{att['sha256']}")
+        assert r.status_code == 200 and r.content == photo
+        raw = await hub.pool.fetch("SELECT kind, reason, payload FROM raw_inbound WHERE channel_id = $1", channel_id)
+        assert [(row["kind"], row["reason"]) for row in raw] == [
+            ("telegram.update", "unhandled update type brand_new_update_type")
+        ]
+        assert raw[0]["payload"]["brand_new_update_type"] == {"x": 1}
+
+
+async def _at_least(n: int, items: Any) -> Any:
+    values = await items
+    return values if len(values) >= n else None
+
+
+async def test_webhook_with_a_wrong_secret_is_refused_and_stores_nothing(database_url: str, fake: FakeBotAPI) -> None:
+    async with start_hub(database_url) as hub:
+        channel_id = await add_telegram_channel(hub.pool, fake, mode="webhook", public_url=hub.base_url)
+        await until(lambda: fake.webhook_url, within=15, what="the hub to register its webhook")
+        assert fake.webhook_url == f"{hub.base_url}/hooks/telegram/{channel_id}"
+        update = {"update_id": 1, "message": fake.message(5, "forged")}
+        async with httpx.AsyncClient() as http:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "guess"}):
+                r = await http.post(fake.webhook_url, json=update, headers=headers)
+                assert r.status_code == 401, r.text
+            # Telegram itself, with the secret it was given: stored once even when delivered twice.
+            real = fake.push_message(5, "real one")
+            await until(lambda: fake.webhook_deliveries, within=10, what="a webhook delivery")
+            secret = {"X-Telegram-Bot-Api-Secret-Token": fake.webhook_secret}
+            again = {"update_id": 2, "message": real}
+            r = await http.post(fake.webhook_url, json=again, headers=secret)
+            assert r.status_code == 200
+        texts = await hub.pool.fetch("SELECT text FROM messages WHERE channel_id = $1", channel_id)
+        assert [t["text"] for t in texts] == ["real one"]
+        assert await hub.pool.fetchval("SELECT count(*) FROM raw_inbound") == 0
+        assert fake.webhook_deliveries[0][1] == 200
+
+
+async def test_channel_add_checks_the_token(database_url: str, fake: FakeBotAPI) -> None:
+    async def omnihub(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub",
+            *args,
+            env={**os.environ, "OMNIHUB_DATABASE_URL": database_url},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode()
+
+    code, out = await omnihub(
+        "channel", "add", "telegram", "--name", "bad", "--token", "123:nope", "--api-base", fake.base_url
+    )
+    assert code != 0 and "refused the bot token" in out and len(out.strip().splitlines()) == 1, out
+    code, out = await omnihub(
+        "channel", "add", "telegram", "--name", "good", "--token", fake.token, "--api-base", fake.base_url
+    )
+    assert code == 0, out
+    async with db.open_pool(database_url, min_size=1, max_size=1) as pool:
+        row = await pool.fetchrow("SELECT name, settings FROM channels")
+    assert row["name"] == "good" and row["settings"]["bot_username"] == "omnihub_test_bot"
+
+
+async def test_sigkill_mid_burst_and_restart_store_every_message_once(
+    database_url: str, fake: FakeBotAPI, tmp_path: Path
+) -> None:
+    async with db.open_pool(database_url, min_size=1, max_size=2) as pool:
+        channel_id = await add_telegram_channel(pool, fake)
+
+        async def serve() -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "hub",
+                "serve",
+                env={
+                    **os.environ,
+                    "OMNIHUB_DATABASE_URL": database_url,
+                    "OMNIHUB_PORT": str(free_port()),
+                    "OMNIHUB_DATA_DIR": str(tmp_path),
+                    "OMNIHUB_SECRET": "x",
+                },
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+
+        async def stored() -> int:
+            count: int = await pool.fetchval("SELECT count(*) FROM messages WHERE channel_id = $1", channel_id)
+            return count
+
+        total = 300
+
+        async def burst() -> None:
+            for i in range(total):
+                fake.push_message(1000 + i % 7, f"m{i}")
+                if i % 10 == 9:
+                    await asyncio.sleep(0.02)
+
+        proc = await serve()
+        try:
+            pushing = asyncio.create_task(burst())
+            await wait_for(lambda: _over(stored(), 40), timeout=30)
+            proc.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
+            await proc.wait()
+            killed_at = await stored()
+            await pushing
+            assert killed_at < total, "the burst was over before the kill; the test proves nothing"
+            proc = await serve()
+            await wait_for(lambda: _over(stored(), total - 1), timeout=60)
+            await asyncio.sleep(1.0)  # anything extra would show up now
+            rows = await pool.fetch(
+                "SELECT text, count(*) AS n FROM messages WHERE channel_id = $1 GROUP BY text", channel_id
+            )
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert {r["text"]: r["n"] for r in rows} == {f"m{i}": 1 for i in range(total)}
+
+
+async def _over(value: Any, n: int) -> bool:
+    return bool(await value > n)
