@@ -225,7 +225,13 @@
     const msgs = [...st.messages.values()].sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at) || a.id - b.id);
     if (!msgs.length && !st.queue.length) rows.push(el("div", "hello", t("empty")));
     if (showPrechat()) rows.push(prechatForm());
-    for (const m of msgs) rows.push(row(m.direction === "in", m.text, m.direction === "in" ? null : m.author_name || t("agent"), time(m.created_at), false, m.id));
+    let prevWho = null;
+    for (const m of msgs) {
+      const who = m.direction === "in" ? null : m.author_name || t("agent");
+      // Name the agent once per run of their messages, as chat apps do.
+      rows.push(row(m.direction === "in", m.text, who === prevWho ? null : who, time(m.created_at), false, m.id));
+      prevWho = who;
+    }
     const online = st.connState === "open";
     for (const q of st.queue) rows.push(row(true, q.text, null, online ? t("sending") : t("waiting"), true, null));
     log.replaceChildren(...rows);

@@ -75,7 +75,8 @@ export function render() {
       d.phone ? [h("dt", {}, t("card.phone")), h("dd", {}, d.phone)] : null),
     section(t("card.identities"), (d.identities || []).map((i) =>
       h("li", { class: "identity" },
-        channelBadge(i.channel),
+        // docs/api.md says a kind string; the server sends {id, kind, name}. Take either.
+        typeof i.channel === "object" && i.channel ? channelBadge(i.channel.kind, i.channel.name) : channelBadge(i.channel),
         h("span", { class: "identity-name" }, i.display_name || i.username || i.external_id),
         i.username && i.display_name ? h("span", { class: "muted small" }, `@${i.username}`) : null))),
     section(t("card.conversations"), (d.conversations || []).map((c) =>
@@ -84,10 +85,11 @@ export function render() {
           type: "button", class: `card-conv${c.id === state.selectedId ? " current" : ""}`,
           onclick: () => cb.onOpenConversation(c),
         },
-        channelBadge(c.channel?.kind, c.channel?.name),
-        h("span", { class: "card-conv-text" }, c.last_message?.text || c.subject || `#${c.id}`),
-        h("span", { class: `pill st-${c.status}` }, t(`status.${c.status}`)),
-        h("time", { class: "muted small" }, formatTime(c.last_activity_at)))))),
+        h("span", { class: "card-conv-top" },
+          channelBadge(c.channel?.kind, c.channel?.name),
+          h("span", { class: `pill st-${c.status}` }, t(`status.${c.status}`)),
+          h("time", { class: "muted small" }, formatTime(c.last_activity_at))),
+        h("span", { class: "card-conv-text" }, c.last_message?.text || c.subject || `#${c.id}`))))),
     section(t("card.timeline"), [...(d.timeline || [])].filter((ev) => !quiet(ev)).reverse().map(timelineItem), "timeline"));
 }
 
@@ -128,6 +130,6 @@ function timelineItem(ev) {
   }
   return h("li", { class: `tl ${cls}` },
     h("div", { class: "tl-head" }, h("span", { class: "tl-title" }, title),
-      h("time", { class: "muted small" }, formatDateTime(ev.created_at))),
+      h("time", { class: "muted small", title: formatDateTime(ev.created_at) }, formatTime(ev.created_at))),
     detail ? h("div", { class: "tl-detail" }, detail) : null);
 }

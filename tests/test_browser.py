@@ -1,0 +1,455 @@
+"""The agent inbox and the site chat widget, driven in a real browser.
+
+Debian's Chromium through Playwright, against a whole hub on a real uvicorn
+server: a visitor on the demo page and an agent in the inbox, each in their own
+browser context (their own cookies and localStorage), as two people would be.
+Screenshots land in docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, WebSocketRoute, async_playwright, expect
+
+from connectors.widget import new_signing_key
+from hub import db
+from hub.channels import add_channel
+from tests.conftest import RunningHub, make_agent, start_hub
+
+pytestmark = pytest.mark.timeout(180)
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 800}
+# A payload that would leave a mark if it ever ran, next to the classic ones.
+PWN = '<img src=x onerror="window.__pwned=1">'
+XSS_TEXTS = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", PWN]
+
+expect.set_options(timeout=10_000)
+
+
+@dataclass
+class Demo:
+    hub: RunningHub
+    channel_id: int
+    agent: dict[str, Any]
+
+
+@dataclass
+class Person:
+    """A browser context with one page, and every dialog it tried to open."""
+
+    context: BrowserContext
+    page: Page
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    async def assert_nothing_ran(self) -> None:
+        assert self.dialogs == [], f"a dialog opened: {self.dialogs}"
+        assert await self.page.evaluate("window.__pwned") is None, "an injected handler ran"
+        assert self.errors == [], f"uncaught page errors: {self.errors}"
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def demo(database_url: str) -> AsyncIterator[Demo]:
+    """A hub serving /demo with a widget channel, and an agent to log in as."""
+    conn = await db.connect(database_url)
+    try:
+        channel_id = await add_channel(
+            conn, kind="widget", name="Website chat", settings={"origins": []}, secrets={"signing_key": new_signing_key()}
+        )
+    finally:
+        await conn.close()
+    async with start_hub(database_url, demo_channel_id=channel_id) as h:
+        agent = await make_agent(h.pool, "agent", name="Anna Agent")
+        yield Demo(h, channel_id, agent)
+
+
+async def open_person(browser: Browser, *, viewport: dict[str, int] = DESKTOP, locale: str = "en-US") -> Person:
+    context = await browser.new_context(viewport=viewport, locale=locale)  # type: ignore[arg-type]
+    page = await context.new_page()
+    person = Person(context, page)
+
+    def on_dialog(d: Dialog) -> None:
+        person.dialogs.append(d.message)
+        asyncio.ensure_future(d.dismiss())
+
+    page.on("dialog", on_dialog)
+    page.on("pageerror", lambda e: person.errors.append(str(e)))
+    return person
+
+
+async def open_visitor(browser: Browser, demo: Demo, **kw: Any) -> Person:
+    v = await open_person(browser, **kw)
+    await v.page.goto(f"{demo.hub.base_url}/demo")
+    await v.page.click("#omnihub-widget .bubble")
+    await expect(v.page.locator("#omnihub-widget .state")).to_have_attribute("data-state", "open")
+    return v
+
+
+async def visitor_says(v: Person, text: str) -> None:
+    box = v.page.locator("#omnihub-widget .compose textarea")
+    await box.fill(text)
+    await box.press("Enter")
+    # Acknowledged by the server: stored, with a server id, no longer pending.
+    await expect(v.page.locator("#omnihub-widget .row.mine[data-id]", has_text=text)).to_have_count(1)
+
+
+async def open_agent(browser: Browser, demo: Demo, **kw: Any) -> Person:
+    a = await open_person(browser, **kw)
+    await a.page.goto(f"{demo.hub.base_url}/")
+    await a.page.fill("#login-email", demo.agent["email"])
+    await a.page.fill("#login-password", demo.agent["password"])
+    await a.page.click("#login-submit")
+    await expect(a.page.locator("#conv-items")).to_be_visible()
+    await expect(a.page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    # Marks this document: if the page reloads, the mark is gone.
+    await a.page.evaluate("window.__sameDocument = true")
+    return a
+
+
+def widget_rows(v: Person) -> Any:
+    return v.page.locator("#omnihub-widget .row .msg")
+
+
+async def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / name))
+
+
+async def test_visitor_and_agent_talk_live_and_the_card_keeps_it(browser: Browser, demo: Demo) -> None:
+    agent = await open_agent(browser, demo)
+    visitor = await open_visitor(browser, demo)
+    page = agent.page
+
+    await visitor_says(visitor, "Hi! Do you have a decaf in 250 g bags?")
+
+    # It appears in the inbox without a reload, unread.
+    row = page.locator(".conv", has_text="Do you have a decaf")
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".unread-count")).to_have_text("1")
+    await row.click()
+    await expect(page.locator("#messages .msg.in .msg-text")).to_have_text(["Hi! Do you have a decaf in 250 g bags?"])
+    await expect(row.locator(".unread-count")).to_have_count(0)
+
+    reply = "Yes: Colombia Huila decaf, €12 for 250 g."
+    await page.fill("#reply", reply)
+    await page.press("#reply", "Enter")
+    await expect(page.locator("#reply")).to_have_value("")
+    out = page.locator("#messages .msg.out", has_text=reply)
+    await expect(out).to_have_count(1)
+    # Delivery status reaches the thread live: queued, then sent by the widget channel.
+    await expect(out).to_have_attribute("data-status", "sent")
+
+    # The visitor sees the reply live, with the agent's name.
+    await expect(visitor.page.locator("#omnihub-widget .row.theirs .msg")).to_have_text([reply])
+    await expect(visitor.page.locator("#omnihub-widget .row.theirs .who")).to_have_text(["Anna Agent"])  # once per run
+
+    # Shift+Enter is a new line, Enter sends.
+    await page.fill("#reply", "")
+    await page.type("#reply", "Two lines:")
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.type("second one")
+    await expect(page.locator("#reply")).to_have_value("Two lines:\nsecond one")
+    await page.keyboard.press("Enter")
+    await expect(visitor.page.locator("#omnihub-widget .row.theirs .msg")).to_have_text([reply, "Two lines:\nsecond one"])
+
+    # A private note is set apart in the thread and never reaches the visitor.
+    await page.click("#note-toggle")
+    await page.fill("#reply", "Regular customer, offer the loyalty card")
+    await page.press("#reply", "Enter")
+    await expect(page.locator("#messages .note .msg-text")).to_have_text(["Regular customer, offer the loyalty card"])
+
+    # A reload keeps the history: the token stayed in localStorage.
+    await visitor_says(visitor, "Great, I'll take two.")
+    await visitor.page.reload()
+    await expect(widget_rows(visitor)).to_have_text(
+        ["Hi! Do you have a decaf in 250 g bags?", reply, "Two lines:\nsecond one", "Great, I'll take two."]
+    )
+    assert "Regular customer" not in await visitor.page.locator("#omnihub-widget").inner_text()
+
+    # The client card shows the exchange, updated live.
+    card = page.locator("#card")
+    await expect(card.locator(".identity")).to_have_count(1)
+    timeline = card.locator(".timeline")
+    for text in ["Do you have a decaf", reply, "Great, I'll take two.", "Regular customer"]:
+        await expect(timeline).to_contain_text(text)
+    await expect(card.locator(".card-conv")).to_have_count(1)
+
+    # Assign to me and resolve from the thread header; the list follows.
+    await page.click("#assign-me")
+    await expect(page.locator("#conv-assignee")).to_have_text("Assigned to Anna Agent")
+    await page.click("#resolve")
+    await expect(page.locator("#conv-status")).to_have_text("Resolved")
+    await expect(page.locator(".conv", has_text="I'll take two")).to_have_count(0)  # the Open filter drops it
+
+    assert await page.evaluate("window.__sameDocument") is True, "the inbox reloaded"
+    await page.select_option("#filter-status", "resolved")
+    await page.click(".conv >> nth=0")
+    await expect(page.locator("#messages .msg")).to_have_count(4)
+    await expect(page.locator("#messages .note")).to_have_count(1)
+    await shot(page, "inbox-desktop.png")
+    await shot(visitor.page, "widget-open.png")
+
+    await page.set_viewport_size(PHONE)
+    await expect(page.locator("#list")).to_be_hidden()
+    await shot(page, "inbox-phone-thread.png")
+    await page.click("#back")
+    await expect(page.locator("#list")).to_be_visible()
+    await expect(page.locator("#thread")).to_be_hidden()
+    await shot(page, "inbox-phone-list.png")
+
+    await visitor.page.set_viewport_size(PHONE)
+    await shot(visitor.page, "widget-phone.png")
+    fresh = await open_person(browser)
+    await fresh.page.goto(f"{demo.hub.base_url}/demo")
+    await expect(fresh.page.locator("#omnihub-widget .bubble")).to_be_visible()
+    await shot(fresh.page, "demo-page.png")
+
+    for p in (agent, visitor, fresh):
+        await p.assert_nothing_ran()
+        await p.context.close()
+
+
+async def test_two_visitors_see_only_their_own_conversation(browser: Browser, demo: Demo) -> None:
+    agent = await open_agent(browser, demo)
+    alice = await open_visitor(browser, demo)
+    bob = await open_visitor(browser, demo)
+
+    await visitor_says(alice, "Alice here: my order number is 1042")
+    await visitor_says(bob, "Bob here: do you ship to Porto?")
+
+    tokens = [
+        await p.page.evaluate("Object.entries(localStorage).filter(([k]) => k.endsWith(':token')).map(([, v]) => v)")
+        for p in (alice, bob)
+    ]
+    assert len(tokens[0]) == 1 and len(tokens[1]) == 1 and tokens[0] != tokens[1]
+
+    # The agent answers Alice only.
+    await agent.page.click(".conv:has-text('order number is 1042')")
+    await agent.page.fill("#reply", "Alice, 1042 ships tomorrow")
+    await agent.page.press("#reply", "Enter")
+    await expect(alice.page.locator("#omnihub-widget .row.theirs .msg")).to_have_text(["Alice, 1042 ships tomorrow"])
+    await expect(agent.page.locator(".conv")).to_have_count(2)
+
+    # Bob gets a message of his own after Alice's reply went out, so anything
+    # meant for Alice would have reached him by now.
+    await agent.page.click(".conv:has-text('ship to Porto')")
+    await agent.page.fill("#reply", "Bob, yes we do")
+    await agent.page.press("#reply", "Enter")
+    await expect(bob.page.locator("#omnihub-widget .row.theirs .msg")).to_have_text(["Bob, yes we do"])
+
+    await expect(widget_rows(alice)).to_have_text(["Alice here: my order number is 1042", "Alice, 1042 ships tomorrow"])
+    await expect(widget_rows(bob)).to_have_text(["Bob here: do you ship to Porto?", "Bob, yes we do"])
+    await bob.page.reload()
+    await expect(widget_rows(bob)).to_have_text(["Bob here: do you ship to Porto?", "Bob, yes we do"])
+    assert "1042" not in await bob.page.locator("#omnihub-widget").inner_text()
+
+    for p in (agent, alice, bob):
+        await p.assert_nothing_ran()
+        await p.context.close()
+
+
+async def test_markup_in_messages_is_shown_as_text(browser: Browser, demo: Demo) -> None:
+    agent = await open_agent(browser, demo)
+    visitor = await open_visitor(browser, demo)
+    page = agent.page
+
+    # The pre-chat form: a name that is markup, too.
+    await visitor.page.fill("#omnihub-widget .prechat input[name=name]", PWN)
+    await visitor.page.fill("#omnihub-widget .prechat input[name=email]", "mallory@example.com")
+    await visitor.page.click("#omnihub-widget .prechat button[type=submit]")
+    for text in XSS_TEXTS:
+        await visitor_says(visitor, text)
+
+    row = page.locator(".conv", has_text="window.__pwned")
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".conv-preview")).to_have_text(PWN)
+    await row.click()
+    await expect(page.locator("#messages .msg.in .msg-text")).to_have_text(XSS_TEXTS)
+    await expect(page.locator("#messages img")).to_have_count(0)
+    await expect(page.locator("#card .timeline")).to_contain_text("<script>alert(2)</script>")
+    await expect(page.locator("#card-name")).to_have_text(PWN)
+
+    # The agent answers with markup too: the widget shows it as text.
+    for text in XSS_TEXTS:
+        await page.fill("#reply", text)
+        await page.press("#reply", "Enter")
+        await expect(page.locator("#messages .msg.out .msg-text", has_text=text)).to_have_count(1)
+    await page.click("#note-toggle")
+    await page.fill("#reply", PWN)
+    await page.press("#reply", "Enter")
+    await expect(page.locator("#messages .note .msg-text")).to_have_text([PWN])
+
+    await expect(visitor.page.locator("#omnihub-widget .row.theirs .msg")).to_have_text(XSS_TEXTS)
+    await expect(visitor.page.locator("#omnihub-widget .msg img")).to_have_count(0)
+    await visitor.page.reload()
+    await expect(widget_rows(visitor)).to_have_text(XSS_TEXTS + XSS_TEXTS)
+
+    await agent.page.reload()
+    await expect(page.locator(".conv", has_text="window.__pwned")).to_have_count(1)
+    await page.click(".conv >> nth=0")
+    await expect(page.locator("#messages .msg .msg-text")).to_have_count(6)
+
+    for p in (agent, visitor):
+        await p.assert_nothing_ran()
+        await p.context.close()
+
+
+async def test_widget_queues_offline_and_a_resend_is_stored_once(browser: Browser, demo: Demo) -> None:
+    agent = await open_agent(browser, demo)
+    visitor = await open_person(browser)
+    cut = {"offline": False, "drop_acks": False}
+    sockets: list[WebSocketRoute] = []
+
+    async def route(ws: WebSocketRoute) -> None:
+        if cut["offline"]:
+            await ws.close(code=1011)
+            return
+        server = ws.connect_to_server()
+        sockets.append(ws)
+
+        def to_page(message: str | bytes) -> None:
+            if cut["drop_acks"] and json.loads(message).get("type") == "ack":
+                return  # the ack is lost on the way: the widget must resend
+            ws.send(message)
+
+        server.on_message(to_page)
+
+    await visitor.page.route_web_socket(re.compile(r"/ws/widget"), route)
+    await visitor.page.goto(f"{demo.hub.base_url}/demo")
+    await visitor.page.click("#omnihub-widget .bubble")
+    await expect(visitor.page.locator("#omnihub-widget .state")).to_have_attribute("data-state", "open")
+
+    # The server stores the message but the ack never arrives; the line drops.
+    cut["drop_acks"] = True
+    box = visitor.page.locator("#omnihub-widget .compose textarea")
+    await box.fill("first, ack lost")
+    await box.press("Enter")
+    await expect(agent.page.locator(".conv", has_text="first, ack lost")).to_have_count(1)
+    await expect(visitor.page.locator("#omnihub-widget .row.pending")).to_have_count(1)
+
+    # Offline: nothing gets through; what the visitor writes waits in localStorage.
+    cut["offline"] = True
+    for ws in sockets:
+        await ws.close(code=1011)
+    await expect(visitor.page.locator("#omnihub-widget .state")).to_have_attribute("data-state", "offline")
+    await box.fill("second, written offline")
+    await box.press("Enter")
+    await expect(visitor.page.locator("#omnihub-widget .row.pending")).to_have_count(2)
+    queued = await visitor.page.evaluate(
+        "Object.entries(localStorage).filter(([k]) => k.endsWith(':queue')).map(([, v]) => JSON.parse(v).length)"
+    )
+    assert queued == [2]
+
+    # Back online (after a reload, even): both go out, each stored once.
+    cut["offline"] = False
+    cut["drop_acks"] = False
+    await visitor.page.reload()
+    await expect(visitor.page.locator("#omnihub-widget .panel")).to_be_visible()  # it stays open across reloads
+    await expect(visitor.page.locator("#omnihub-widget .state")).to_have_attribute("data-state", "open", timeout=40_000)
+    await expect(widget_rows(visitor)).to_have_text(["first, ack lost", "second, written offline"])
+    await expect(visitor.page.locator("#omnihub-widget .row.pending")).to_have_count(0)
+
+    await agent.page.click(".conv >> nth=0")
+    await expect(agent.page.locator("#messages .msg.in .msg-text")).to_have_text(["first, ack lost", "second, written offline"])
+    count = await demo.hub.pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'in'")
+    assert count == 2
+
+    for p in (agent, visitor):
+        await p.assert_nothing_ran()
+        await p.context.close()
+
+
+async def test_inbox_goes_offline_says_so_and_misses_nothing(browser: Browser, demo: Demo) -> None:
+    agent = await open_person(browser)
+    cut = {"offline": False}
+    sockets: list[WebSocketRoute] = []
+    urls: list[str] = []
+
+    async def route(ws: WebSocketRoute) -> None:
+        urls.append(ws.url)
+        if cut["offline"]:
+            await ws.close(code=1011)
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    await agent.page.route_web_socket(re.compile(r"/ws/agent"), route)
+    await agent.page.goto(f"{demo.hub.base_url}/")
+    await agent.page.fill("#login-email", demo.agent["email"])
+    await agent.page.fill("#login-password", demo.agent["password"])
+    await agent.page.click("#login-submit")
+    await expect(agent.page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+
+    visitor = await open_visitor(browser, demo)
+    await visitor_says(visitor, "before the cut")
+    await expect(agent.page.locator(".conv", has_text="before the cut")).to_have_count(1)
+
+    cut["offline"] = True
+    for ws in sockets:
+        await ws.close(code=1011)
+    await expect(agent.page.locator("#banner")).to_be_visible()
+    await expect(agent.page.locator("#banner-text")).to_contain_text("Offline")
+
+    await visitor_says(visitor, "while the agent was offline")
+    other = await open_visitor(browser, demo)
+    await visitor_says(other, "a new conversation during the cut")
+    await asyncio.sleep(0.5)
+    await expect(agent.page.locator(".conv", has_text="a new conversation")).to_have_count(0)
+
+    cut["offline"] = False
+    await expect(agent.page.locator("#banner")).to_be_hidden(timeout=30_000)
+    await expect(agent.page.locator(".conv", has_text="while the agent was offline")).to_have_count(1)
+    await expect(agent.page.locator(".conv", has_text="a new conversation during the cut")).to_have_count(1)
+    assert any("last_event_id=" in u for u in urls[1:]), urls
+
+    # Language switch: stored, and applied without a reload.
+    await agent.page.select_option("#lang", "ru")
+    await expect(agent.page.locator(".seg-btn[data-filter=mine]")).to_have_text("Мои")
+    assert await agent.page.evaluate("localStorage.getItem('omnihub.lang')") == "ru"
+    await agent.page.keyboard.press("?")
+    await expect(agent.page.locator("#help")).to_contain_text("Горячие клавиши")
+    await agent.page.keyboard.press("Escape")
+    await expect(agent.page.locator("#help")).to_be_hidden()
+
+    # j / k walk the list, e resolves, r focuses the reply box.
+    await agent.page.keyboard.press("j")
+    first = agent.page.locator(".conv.selected")
+    await expect(first).to_have_count(1)
+    await agent.page.keyboard.press("j")
+    await expect(agent.page.locator(".conv.selected")).to_contain_text("while the agent was offline")
+    await agent.page.keyboard.press("r")
+    await expect(agent.page.locator("#reply")).to_be_focused()
+    await agent.page.keyboard.press("Escape")
+    await agent.page.keyboard.press("e")
+    await expect(agent.page.locator("#conv-status")).to_have_text("Решён")
+
+    for p in (agent, visitor, other):
+        await p.assert_nothing_ran()
+        await p.context.close()
