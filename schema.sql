@@ -175,3 +175,9 @@ CREATE TABLE raw_inbound (
     payload    jsonb NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- migration 2: client segment and tags (VIP and other service rules)
+ALTER TABLE clients
+    ADD COLUMN segment text NOT NULL DEFAULT '',
+    ADD COLUMN tags    text[] NOT NULL DEFAULT '{}';
+CREATE INDEX clients_tags_idx ON clients USING gin (tags);

@@ -26,7 +26,7 @@ async def serve(config: Config, database_url: str, *, demo: bool = False) -> Non
         demo_channel = await seed_demo(hub.pool) if demo else None
         app = create_app(hub, demo_channel_id=demo_channel[0] if demo_channel else None)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=config.host, port=config.port, ws="websockets", lifespan="off", log_level="warning")
+            uvicorn.Config(app, host=config.host, port=config.port, ws="websockets-sansio", lifespan="off", log_level="warning")
         )
         print(f"omnihub is running at {config.base_url}/  (Ctrl-C stops it)", flush=True)
         if demo_channel:

@@ -13,8 +13,15 @@ from inbox.views import CONVERSATION_SELECT, conversation_json, iso
 TIMELINE_LIMIT = 500
 
 
+CLIENT_COLUMNS = "id, name, email, phone, segment, tags, created_at"
+EDITABLE = ("name", "email", "phone", "segment", "tags")
+
+
 def client_json(r: asyncpg.Record) -> JSON:
-    return {"id": r["id"], "name": r["name"], "email": r["email"], "phone": r["phone"], "created_at": iso(r["created_at"])}
+    return {
+        "id": r["id"], "name": r["name"], "email": r["email"], "phone": r["phone"],
+        "segment": r["segment"], "tags": list(r["tags"]), "created_at": iso(r["created_at"]),
+    }
 
 
 async def list_clients(
@@ -30,7 +37,7 @@ async def list_clients(
         args.append(q)
         where += " AND (name ILIKE '%' || $3 || '%' OR email ILIKE '%' || $3 || '%' OR phone LIKE '%' || $3 || '%')"
     rows = await pool.fetch(
-        f"SELECT id, name, email, phone, created_at FROM clients WHERE {where} ORDER BY id LIMIT $2", *args
+        f"SELECT {CLIENT_COLUMNS} FROM clients WHERE {where} ORDER BY id LIMIT $2", *args
     )
     items = [client_json(r) for r in rows[:limit]]
     return items, (encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None)
@@ -38,7 +45,7 @@ async def list_clients(
 
 async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
     row = await pool.fetchrow(
-        "SELECT id, name, email, phone, created_at, merged_into FROM clients WHERE id = $1", client_id
+        f"SELECT {CLIENT_COLUMNS}, merged_into FROM clients WHERE id = $1", client_id
     )
     if row is None:
         raise NotFound(f"client {client_id} does not exist")
@@ -76,12 +83,15 @@ async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
 
 
 async def update_client(pool: asyncpg.Pool, *, client_id: int, changes: JSON, agent: JSON) -> JSON:
-    fields = {k: v for k, v in changes.items() if k in ("name", "email", "phone")}
-    unknown = set(changes) - {"name", "email", "phone"}
+    fields = {k: v for k, v in changes.items() if k in EDITABLE}
+    unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise OmnihubError(f"unknown client fields: {', '.join(sorted(unknown))}")
-    if not all(isinstance(v, str) for v in fields.values()):
-        raise OmnihubError("name, email and phone must be strings")
+    if not all(isinstance(v, str) for k, v in fields.items() if k != "tags"):
+        raise OmnihubError("name, email, phone and segment must be strings")
+    tags = fields.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+        raise OmnihubError("tags must be a list of non-empty strings")
     async with pool.acquire() as conn, conn.transaction():
         sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(fields))
         if sets:

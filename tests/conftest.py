@@ -29,7 +29,7 @@ from hub.config import Config
 from hub.migrate import migrate
 from hub.runtime import Hub, running_hub
 from inbox.agents import add_agent
-from tests.loopback import LoopbackConnector  # noqa: F401  (registers the loopback channel kind)
+from tests.loopback import LoopbackConnector  # registers the loopback channel kind
 from web.app import create_app
 
 IN_CI = os.environ.get("CI") == "true"
@@ -133,7 +133,7 @@ async def start_hub(database_url: str, *, demo_channel_id: int | None = None, **
         async with running_hub(cfg, database_url) as hub:
             app = create_app(hub, demo_channel_id=demo_channel_id)
             server = uvicorn.Server(
-                uvicorn.Config(app, host="127.0.0.1", port=port, ws="websockets", lifespan="off", log_level="warning")
+                uvicorn.Config(app, host="127.0.0.1", port=port, ws="websockets-sansio", lifespan="off", log_level="warning")
             )
             server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             task = asyncio.create_task(server.serve())
@@ -195,3 +195,12 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_loopback() -> None:
+    """Channel ids restart at 1 in every test database: forget the last test's loopback traffic."""
+    LoopbackConnector.sent.clear()
+    LoopbackConnector.outcomes.clear()
+    LoopbackConnector.attempts.clear()
+    LoopbackConnector.run_failures.clear()

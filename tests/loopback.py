@@ -22,6 +22,7 @@ class LoopbackConnector:
     sent: ClassVar[dict[int, list[OutboundMessage]]] = {}
     outcomes: ClassVar[dict[int, list[Exception]]] = {}
     attempts: ClassVar[dict[int, list[float]]] = {}  # channel id -> loop times of each send attempt
+    run_failures: ClassVar[dict[int, list[Exception]]] = {}  # channel id -> exceptions the inbound loop raises
 
     def __init__(self, account: ChannelAccount) -> None:
         self.account = account
@@ -31,6 +32,9 @@ class LoopbackConnector:
         return {}
 
     async def run(self, sink: InboundSink) -> None:
+        failures = self.run_failures.get(self.account.id)
+        if failures:
+            raise failures.pop(0)
         n = 0
         while True:
             n += 1

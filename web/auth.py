@@ -67,7 +67,8 @@ def same_origin(conn: HTTPConnection) -> bool:
     origin = conn.headers.get("origin")
     if not origin:
         return False
-    allowed = {f"{conn.url.scheme}://{conn.url.netloc}"}
+    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
+    allowed = {f"{scheme}://{conn.url.netloc}"}
     public = hub_of(conn).config.public_url
     if public:
         parts = urlsplit(public)

@@ -60,7 +60,8 @@ SCHEMAS: dict[str, JSON] = {
         "conversation_id": {"type": ["integer", "null"]},
         "actor": _obj({"id": _INT, "name": _STR}, nullable=True), "data": {"type": "object"}, "created_at": _TIME,
     }),
-    "Client": _obj({"id": _INT, "name": _STR, "email": _STR, "phone": _STR, "created_at": _TIME}),
+    "Client": _obj({"id": _INT, "name": _STR, "email": _STR, "phone": _STR, "segment": _STR,
+                    "tags": {"type": "array", "items": _STR}, "created_at": _TIME}),
     "ClientCard": {
         "allOf": [_ref("Client")],
         "type": "object",
@@ -145,7 +146,8 @@ PATHS: JSON = {
     "/api/v1/clients/{id}": {
         "get": _op("The client card", "agent", {"200": _json(_ref("ClientCard"))}, parameters=_ID),
         "patch": _op("Edit the card", "agent", {"200": _json(_ref("ClientCard"))}, parameters=_ID,
-                     requestBody=_body(_obj({"name": _STR, "email": _STR, "phone": _STR}, required=[]))),
+                     requestBody=_body(_obj({"name": _STR, "email": _STR, "phone": _STR, "segment": _STR,
+                                             "tags": {"type": "array", "items": _STR}}, required=[]))),
     },
     "/api/v1/clients/{id}/merge": {"post": _op("Merge another client into this one", "agent", {"200": _json(_ref("ClientCard"))},
                                                parameters=_ID, requestBody=_body(_obj({"other_id": _INT})))},

@@ -1,0 +1,233 @@
+"""The REST API as an agent, a manager and a stranger use it; responses match the OpenAPI file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+import asyncpg
+import httpx
+import jsonschema
+import pytest
+
+from hub.channels import add_channel
+from hub.types import InboundMessage, Sender
+from inbox.ingest import ingest
+from tests.conftest import RunningHub, login, make_agent
+from web.openapi import openapi_document
+
+SPEC = openapi_document()
+
+
+def check(response: httpx.Response, method: str, path_template: str) -> Any:
+    """Validate a response against the OpenAPI description of that operation."""
+    op = SPEC["paths"][path_template][method.lower()]
+    status = str(response.status_code)
+    described = op["responses"].get(status) or (op["responses"]["4XX"] if status.startswith("4") else None)
+    assert described is not None, f"{method} {path_template} answered {status}, which the spec does not describe"
+    if "content" not in described:
+        return response.content
+    schema = {**described["content"]["application/json"]["schema"], "components": SPEC["components"]}
+    body = response.json()
+    jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+    return body
+
+
+async def seed(pool: asyncpg.Pool) -> dict[str, int]:
+    tg = await add_channel(pool, kind="loopback", name="Telegram bot", settings={}, secrets={"token": "s3cret"})
+    mail = await add_channel(pool, kind="loopback", name="Support mail", settings={}, secrets={})
+    a = await ingest(pool, InboundMessage(channel_id=tg, external_id="1", sender=Sender("111", "Ivan Petrov"), text="Где мой заказ номер 42?"))
+    b = await ingest(pool, InboundMessage(channel_id=mail, external_id="<x@y>", sender=Sender("jane@example.com", "Jane Roe", email="jane@example.com"), text="My parcels are delayed", subject="Delivery"))
+    return {"tg": tg, "mail": mail, "conv_ru": a.conversation_id, "conv_en": b.conversation_id, "client_ru": a.client_id, "client_en": b.client_id}
+
+
+async def test_a_working_day_through_the_api(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ids = await seed(hub.pool)
+    body = check(await api.get("/api/v1/conversations"), "GET", "/api/v1/conversations")
+    assert [c["id"] for c in body["items"]] == [ids["conv_en"], ids["conv_ru"]]  # newest activity first
+    assert body["items"][0]["client_id"] == ids["client_en"]
+    assert body["items"][0]["last_message"]["text"] == "My parcels are delayed"
+
+    # filters
+    only_tg = (await api.get(f"/api/v1/conversations?channel={ids['tg']}")).json()["items"]
+    assert [c["id"] for c in only_tg] == [ids["conv_ru"]]
+    assert (await api.get("/api/v1/conversations?channel=loopback")).json()["items"].__len__() == 2
+    # full-text search with stemming, in both languages
+    assert [c["id"] for c in (await api.get("/api/v1/conversations?q=заказы")).json()["items"]] == [ids["conv_ru"]]
+    assert [c["id"] for c in (await api.get("/api/v1/conversations?q=parcel")).json()["items"]] == [ids["conv_en"]]
+    assert [c["id"] for c in (await api.get("/api/v1/conversations?q=Petrov")).json()["items"]] == [ids["conv_ru"]]
+
+    conv = ids["conv_ru"]
+    check(await api.get(f"/api/v1/conversations/{conv}"), "GET", "/api/v1/conversations/{id}")
+    msgs = check(await api.get(f"/api/v1/conversations/{conv}/messages"), "GET", "/api/v1/conversations/{id}/messages")
+    assert msgs["items"][0]["author"] == {"type": "client", "id": ids["client_ru"], "name": "Ivan Petrov"}
+
+    reply = check(await api.post(f"/api/v1/conversations/{conv}/messages", json={"text": "Уже едет!"}), "POST", "/api/v1/conversations/{id}/messages")
+    assert reply["channel"] == "loopback" and reply["status"] == "queued"
+    note = check(await api.post(f"/api/v1/conversations/{conv}/notes", json={"text": "VIP, be nice"}), "POST", "/api/v1/conversations/{id}/notes")
+    assert note["author"]["name"] == "Alice Admin"
+    notes = check(await api.get(f"/api/v1/conversations/{conv}/notes"), "GET", "/api/v1/conversations/{id}/notes")
+    assert [n["text"] for n in notes["items"]] == ["VIP, be nice"]
+
+    me = check(await api.get("/api/v1/me"), "GET", "/api/v1/me")
+    assigned = check(await api.post(f"/api/v1/conversations/{conv}/assign", json={"agent_id": me["id"]}), "POST", "/api/v1/conversations/{id}/assign")
+    assert assigned["assignee"] == {"id": me["id"], "name": "Alice Admin"}
+    assert [c["id"] for c in (await api.get("/api/v1/conversations?assignee=me")).json()["items"]] == [conv]
+    assert [c["id"] for c in (await api.get("/api/v1/conversations?assignee=none")).json()["items"]] == [ids["conv_en"]]
+
+    snoozed = check(await api.post(f"/api/v1/conversations/{conv}/status", json={"status": "snoozed", "snoozed_until": "2030-01-01T09:00:00+00:00"}), "POST", "/api/v1/conversations/{id}/status")
+    assert snoozed["status"] == "snoozed" and snoozed["snoozed_until"].startswith("2030-01-01")
+    resolved = (await api.post(f"/api/v1/conversations/{conv}/status", json={"status": "resolved"})).json()
+    assert resolved["status"] == "resolved" and resolved["snoozed_until"] is None
+    assert [c["id"] for c in (await api.get("/api/v1/conversations?status=resolved")).json()["items"]] == [conv]
+    read = check(await api.post(f"/api/v1/conversations/{ids['conv_en']}/read"), "POST", "/api/v1/conversations/{id}/read")
+    assert read["unread_count"] == 0
+
+    card = check(await api.get(f"/api/v1/clients/{ids['client_ru']}"), "GET", "/api/v1/clients/{id}")
+    assert card["name"] == "Ivan Petrov"
+    assert [i["external_id"] for i in card["identities"]] == ["111"]
+    assert [c["id"] for c in card["conversations"]] == [conv]
+    kinds = [e["type"] for e in card["timeline"]]
+    for expected in ("conversation.created", "message.created", "note.created", "conversation.assigned", "conversation.status"):
+        assert expected in kinds
+    assert kinds.index("conversation.created") < kinds.index("note.created")
+
+    clients = check(await api.get("/api/v1/clients?q=jane"), "GET", "/api/v1/clients")
+    assert [c["id"] for c in clients["items"]] == [ids["client_en"]]
+    edited = check(await api.patch(f"/api/v1/clients/{ids['client_ru']}", json={"phone": "+79990001122"}), "PATCH", "/api/v1/clients/{id}")
+    assert edited["phone"] == "+79990001122"
+
+    merged = check(await api.post(f"/api/v1/clients/{ids['client_ru']}/merge", json={"other_id": ids["client_en"]}), "POST", "/api/v1/clients/{id}/merge")
+    assert {i["external_id"] for i in merged["identities"]} == {"111", "jane@example.com"}
+    assert {c["id"] for c in merged["conversations"]} == {conv, ids["conv_en"]}
+    assert merged["email"] == "jane@example.com"
+    assert (await api.get(f"/api/v1/clients/{ids['client_en']}")).json()["id"] == ids["client_ru"]  # the old card leads to the survivor
+
+    channels = check(await api.get("/api/v1/channels"), "GET", "/api/v1/channels")
+    assert "s3cret" not in (await api.get("/api/v1/channels")).text
+    assert {c["name"] for c in channels["items"]} == {"Telegram bot", "Support mail"}
+    check(await api.get("/api/v1/agents"), "GET", "/api/v1/agents")
+
+
+async def test_paging_walks_every_conversation_once(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ch = await add_channel(hub.pool, kind="loopback", name="l", settings={}, secrets={})
+    for i in range(7):
+        await ingest(hub.pool, InboundMessage(channel_id=ch, external_id=str(i), sender=Sender(f"s{i}"), text="x"))
+    seen: list[int] = []
+    cursor = None
+    while True:
+        r = (await api.get("/api/v1/conversations", params={"limit": 3, **({"cursor": cursor} if cursor else {})})).json()
+        seen += [c["id"] for c in r["items"]]
+        cursor = r["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 7
+    assert (await api.get("/api/v1/conversations?limit=501")).status_code == 400
+    assert (await api.get("/api/v1/conversations?cursor=garbage")).status_code == 400
+
+
+async def test_reports_for_managers_as_json_and_csv(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ids = await seed(hub.pool)
+    await api.post(f"/api/v1/conversations/{ids['conv_ru']}/messages", json={"text": "ok"})
+    volume = check(await api.get("/api/v1/reports/volume"), "GET", "/api/v1/reports/volume")
+    assert sum(r["inbound"] for r in volume["items"]) == 2
+    assert sum(r["outbound"] for r in volume["items"]) == 1
+    r = await api.get("/api/v1/reports/agents?format=csv")
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    alice = next(row for row in rows if row["agent"] == "Alice Admin")
+    assert alice["replies"] == "1" and alice["first_responses"] == "1"
+
+
+async def test_bad_requests_get_clear_errors(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ids = await seed(hub.pool)
+    conv = ids["conv_ru"]
+    cases = [
+        (api.post(f"/api/v1/conversations/{conv}/messages", content=b"not json", headers={"content-type": "application/json"}), 400, "JSON"),
+        (api.post(f"/api/v1/conversations/{conv}/messages", json={}), 400, "missing field: text"),
+        (api.post(f"/api/v1/conversations/{conv}/messages", json={"text": "  "}), 400, "non-empty"),
+        (api.post("/api/v1/conversations/999999/messages", json={"text": "x"}), 404, "does not exist"),
+        (api.post(f"/api/v1/conversations/{conv}/status", json={"status": "done"}), 400, "status must be one of"),
+        (api.post(f"/api/v1/conversations/{conv}/status", json={"status": "snoozed"}), 400, "snoozed_until"),
+        (api.post(f"/api/v1/conversations/{conv}/assign", json={"agent_id": 424242}), 404, "agent 424242"),
+        (api.post(f"/api/v1/clients/{ids['client_ru']}/merge", json={"other_id": ids["client_ru"]}), 409, "itself"),
+        (api.get("/api/v1/reports/volume?from=yesterday"), 400, "ISO 8601"),
+    ]
+    for call, status, words in cases:
+        r = await call
+        assert r.status_code == status, (r.status_code, r.text)
+        assert words in r.json()["error"]
+
+
+def _operations() -> list[tuple[str, str, str]]:
+    ops = []
+    for path, methods in SPEC["paths"].items():
+        for method, op in methods.items():
+            ops.append((method.upper(), path, op.get("x-required-role", "")))
+    return ops
+
+
+async def test_every_endpoint_checks_the_role(hub: RunningHub) -> None:
+    ids = await seed(hub.pool)
+    people = {role: await make_agent(hub.pool, role) for role in ("agent", "manager", "admin")}
+    clients = {role: await login(hub.base_url, a) for role, a in people.items()}
+    anonymous = httpx.AsyncClient(base_url=hub.base_url)
+    rank = {"agent": 1, "manager": 2, "admin": 3}
+    values = {"id": str(ids["conv_ru"]), "sha256": "0" * 64}
+    try:
+        for method, path, required in _operations():
+            if not required:
+                continue
+            url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+            r = await anonymous.request(method, url, json={})
+            assert r.status_code == 401, (method, path, r.status_code)
+            for role, client in clients.items():
+                if method == "POST" and path == "/api/v1/auth/logout":
+                    continue
+                r = await client.request(method, url, json={})
+                if rank[role] < rank[required]:
+                    assert r.status_code == 403, (method, path, role, r.status_code)
+                else:
+                    assert r.status_code not in (401, 403), (method, path, role, r.status_code, r.text)
+    finally:
+        await anonymous.aclose()
+        for c in clients.values():
+            await c.aclose()
+
+
+async def test_cookie_session_writes_need_our_origin(hub: RunningHub) -> None:
+    ids = await seed(hub.pool)
+    agent = await make_agent(hub.pool)
+    async with httpx.AsyncClient(base_url=hub.base_url) as browser:
+        r = await browser.post("/api/v1/auth/login", json={"email": agent["email"], "password": agent["password"]})
+        assert "omnihub_session" in r.cookies
+        assert "HttpOnly" in r.headers["set-cookie"]
+        url = f"/api/v1/conversations/{ids['conv_ru']}/notes"
+        assert (await browser.get(url)).status_code == 200  # reads are fine
+        evil = await browser.post(url, json={"text": "x"}, headers={"Origin": "https://evil.example"})
+        assert evil.status_code == 403 and "Origin" in evil.json()["error"]
+        assert (await browser.post(url, json={"text": "x"})).status_code == 403  # no Origin at all
+        ok = await browser.post(url, json={"text": "x"}, headers={"Origin": hub.base_url})
+        assert ok.status_code == 201
+        assert (await browser.post("/api/v1/auth/logout", headers={"Origin": hub.base_url})).status_code == 200
+        assert (await browser.get(url)).status_code == 401
+
+
+@pytest.mark.parametrize("password", ["wrong password", ""])
+async def test_wrong_login_is_refused(hub: RunningHub, password: str) -> None:
+    agent = await make_agent(hub.pool)
+    async with httpx.AsyncClient(base_url=hub.base_url) as c:
+        r = await c.post("/api/v1/auth/login", json={"email": agent["email"], "password": password})
+        assert r.status_code == 401
+        check(r, "POST", "/api/v1/auth/login")
+        assert (await c.post("/api/v1/auth/login", json={"email": 5})).status_code == 400
+
+
+async def test_openapi_is_served_and_valid(hub: RunningHub) -> None:
+    async with httpx.AsyncClient(base_url=hub.base_url) as c:
+        doc = (await c.get("/api/v1/openapi.json")).json()
+    assert doc["openapi"] == "3.1.0"
+    for name, schema in doc["components"]["schemas"].items():
+        jsonschema.Draft202012Validator.check_schema(schema), name
