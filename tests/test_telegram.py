@@ -125,6 +125,17 @@ def outbound(
     )
 
 
+def blocked_update(chat_id: int, bot_id: int) -> dict[str, Any]:
+    bot = {"id": bot_id, "is_bot": True, "first_name": "B"}
+    return {
+        "chat": {"id": chat_id, "type": "private", "first_name": "A"},
+        "from": {"id": chat_id, "is_bot": False, "first_name": "A"},
+        "date": int(time.time()),
+        "old_chat_member": {"status": "member", "user": bot},
+        "new_chat_member": {"status": "kicked", "until_date": 0, "user": bot},
+    }
+
+
 # -- inbound -----------------------------------------------------------------------
 
 
@@ -308,19 +319,7 @@ async def test_edits_replies_contacts_and_start_payload(fake: FakeBotAPI) -> Non
 
 async def test_blocking_the_bot_is_reported_for_the_client_card(fake: FakeBotAPI) -> None:
     sink = MemorySink()
-    fake.push_update(
-        my_chat_member={
-            "chat": {"id": 12, "type": "private", "first_name": "A"},
-            "from": {"id": 12, "is_bot": False, "first_name": "A"},
-            "date": int(time.time()),
-            "old_chat_member": {"status": "member", "user": {"id": fake.bot_id, "is_bot": True, "first_name": "B"}},
-            "new_chat_member": {
-                "status": "kicked",
-                "until_date": 0,
-                "user": {"id": fake.bot_id, "is_bot": True, "first_name": "B"},
-            },
-        }
-    )
+    fake.push_update(my_chat_member=blocked_update(12, fake.bot_id))
     async with running(TelegramConnector(make_account(fake)), sink):
         await until(lambda: sink.events, what="the event")
     assert sink.events == [("12", "telegram.bot_blocked")]
@@ -600,6 +599,20 @@ async def test_a_user_who_blocked_the_bot_fails_the_reply_with_the_reason(databa
         assert reply["error"] == "user blocked the bot"
         assert fake.sent == []
 
+        fake.push_update(my_chat_member=blocked_update(88, fake.bot_id))
+
+        async def card_events() -> list[tuple[str, str]]:
+            r = await client.get(f"/api/v1/clients/{conv['client_id']}")
+            timeline = r.json()["timeline"]
+            return [
+                (e["type"], e["data"].get("reason") or e["data"].get("event"))
+                for e in timeline
+                if e["type"] in ("message.failed", "channel.event")
+            ]
+
+        events = await wait_for(lambda: _at_least(2, card_events()), timeout=10)
+        assert events == [("message.failed", "user blocked the bot"), ("channel.event", "telegram.bot_blocked")]
+
 
 async def test_attachments_and_unknown_updates_in_the_store(database_url: str, fake: FakeBotAPI) -> None:
     photo = b"\xff\xd8\xff" + bytes(range(256)) * 40
@@ -717,7 +730,7 @@ async def test_sigkill_mid_burst_and_restart_store_every_message_once(
         proc = await serve()
         try:
             pushing = asyncio.create_task(burst())
-            await wait_for(lambda: _over(stored(), 40), timeout=30)
+            await wait_for(lambda: _over(stored(), 40), timeout=60)
             proc.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
             await proc.wait()
             killed_at = await stored()
