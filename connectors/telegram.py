@@ -294,7 +294,9 @@ class TelegramConnector:
             if inbound is None:
                 await sink.record_raw(kind="telegram.update", reason="service message", payload=payload, cursor=cursor)
                 return
-            await sink.ingest(inbound)
+            result = await sink.ingest(inbound)
+            if result.created:
+                await self._card_events(inbound, sink)
             return
         member = update.my_chat_member
         if member is not None and member.chat.type == "private":
@@ -313,6 +315,19 @@ class TelegramConnector:
             payload=payload,
             cursor=cursor,
         )
+
+    @staticmethod
+    async def _card_events(inbound: InboundMessage, sink: InboundSink) -> None:
+        """What the client card should show besides the message: where they came from, their phone."""
+        who = inbound.sender.external_id
+        if "start_payload" in inbound.raw:
+            await sink.record_event(
+                external_id=who, type="telegram.start", data={"payload": inbound.raw["start_payload"]}
+            )
+        if inbound.sender.phone:
+            await sink.record_event(
+                external_id=who, type="telegram.contact_shared", data={"phone": inbound.sender.phone}
+            )
 
     @staticmethod
     async def _skip(sink: InboundSink, cursor: Cursor | None) -> None:

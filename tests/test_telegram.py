@@ -315,6 +315,7 @@ async def test_edits_replies_contacts_and_start_payload(fake: FakeBotAPI) -> Non
     own, other = (m for m in sink.messages.values() if "contact" in m.flags)
     assert own.sender.phone == "+79990001122" and "+79990001122" in own.text
     assert other.sender.phone == "" and "+70000000000" in other.text
+    assert sink.events == [("8", "telegram.start"), ("8", "telegram.contact_shared")]
 
 
 async def test_blocking_the_bot_is_reported_for_the_client_card(fake: FakeBotAPI) -> None:
@@ -635,6 +636,10 @@ async def test_attachments_and_unknown_updates_in_the_store(database_url: str, f
             ("telegram.update", "unhandled update type brand_new_update_type")
         ]
         assert raw[0]["payload"]["brand_new_update_type"] == {"x": 1}
+        assert msgs[1]["text"] == "Shared contact: Petr +79991234567"
+        card = (await client.get(f"/api/v1/clients/{conv['client_id']}")).json()
+        shared = [e["data"] for e in card["timeline"] if e["type"] == "channel.event"]
+        assert shared and shared[0]["event"] == "telegram.contact_shared" and shared[0]["phone"] == "+79991234567"
 
 
 async def _at_least(n: int, items: Any) -> Any:
