@@ -54,6 +54,8 @@ class FakeVk:
         self.delivered: list[JSON] = []  # messages actually sent (after random_id dedupe)
         self.send_calls: list[JSON] = []  # every messages.send request, duplicates included
         self.calls: list[tuple[str, JSON]] = []
+        self.call_times: list[tuple[str, float]] = []  # (method, monotonic time)
+        self.lose_send_responses = 0  # deliver, then answer 502: the caller cannot know it was sent
         self.polls: list[JSON] = []
         self.uploaded: dict[str, bytes] = {}  # "photo-777_1" / "doc-777_2" -> bytes
         self._method_errors: dict[str, list[int]] = defaultdict(list)
@@ -195,6 +197,7 @@ class FakeVk:
         if request.method == "POST":
             params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
         self.calls.append((name, params))
+        self.call_times.append((name, time.monotonic()))
         if params.get("access_token") != self.token:
             return self._error(5, params)
         if not params.get("v"):
@@ -207,6 +210,9 @@ class FakeVk:
         result = handler(params)
         if isinstance(result, web.Response):
             return result
+        if name == "messages.send" and self.lose_send_responses:
+            self.lose_send_responses -= 1
+            return web.Response(status=502, text="Bad gateway")
         return web.json_response({"response": result})
 
     def _error(self, code: int, params: JSON, text: str = "") -> web.Response:
