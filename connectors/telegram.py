@@ -10,9 +10,9 @@ does not parse is kept raw instead of failing its whole batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
-import io
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -415,34 +415,54 @@ class TelegramConnector:
 
     async def _download(self, ref: _FileRef, blobs: BlobStore) -> tuple[Attachment | None, str]:
         """The stored attachment, or None and a note saying why it is missing."""
-        too_large = (
-            f"{ref.kind} {ref.filename} not downloaded: larger than the {self.max_file_size // (1024 * 1024)} MB limit"
-        )
+        too_large = f"{ref.kind} {ref.filename} not downloaded: larger than the {_human_size(self.max_file_size)} limit"
+        over_telegram = f"{ref.kind} {ref.filename} not downloaded: Telegram lets bots download at most 20 MB"
+        if ref.file_size is not None and ref.file_size > TELEGRAM_DOWNLOAD_LIMIT:
+            return None, over_telegram
         if ref.file_size is not None and ref.file_size > self.max_file_size:
             return None, too_large
         error = ""
         for attempt in range(3):
             try:
                 file = await self.bot.get_file(ref.file_id)
-                if file.file_path is None or (file.file_size or 0) > self.max_file_size:
+                if file.file_path is None:
+                    return None, over_telegram
+                if (file.file_size or 0) > self.max_file_size:
                     return None, too_large
-                buf = io.BytesIO()
-                await self.bot.download_file(file.file_path, destination=buf, timeout=120)
-                data = buf.getvalue()
-                if len(data) > self.max_file_size:
+                data = await self._fetch(file.file_path)
+                if data is None:
                     return None, too_large
                 att = await blobs.put(data, filename=ref.filename, content_type=ref.content_type, kind=ref.kind)
                 return att, ""
             except BlobTooLarge as e:
                 return None, f"{ref.kind} {ref.filename} not stored: {e}"
+            except TelegramRetryAfter as e:
+                error = str(e)
+                await asyncio.sleep(min(e.retry_after, 30))
             except TelegramBadRequest as e:
                 if "too big" in e.message.lower():
-                    return None, too_large
+                    return None, over_telegram
                 return None, f"{ref.kind} {ref.filename} not downloaded: {e.message}"
             except (TelegramNetworkError, TelegramServerError, aiohttp.ClientError, TimeoutError) as e:
                 error = str(e) or type(e).__name__
                 await asyncio.sleep(0.5 * (attempt + 1))
+            except (TelegramAPIError, AiogramError) as e:
+                return None, f"{ref.kind} {ref.filename} not downloaded: {e}"
         return None, f"{ref.kind} {ref.filename} not downloaded: {error}"
+
+    async def _fetch(self, file_path: str) -> bytes | None:
+        """The file's bytes, or None once it grows past our limit (whatever getFile said)."""
+        url = self.bot.session.api.file_url(self.bot.token, file_path)
+        chunks: list[bytes] = []
+        size = 0
+        stream = self.bot.session.stream_content(url, timeout=120, chunk_size=256 * 1024, raise_for_status=True)
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                size += len(chunk)
+                if size > self.max_file_size:
+                    return None
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     # -- outbound --------------------------------------------------------------
 
@@ -520,6 +540,14 @@ class TelegramConnector:
 
     async def close(self) -> None:
         await self.bot.session.close()
+
+
+def _human_size(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):g} MB"
+    if n >= 1024:
+        return f"{n / 1024:g} KB"
+    return f"{n} bytes"
 
 
 def _join(text: str, extra: str) -> str:

@@ -251,13 +251,18 @@ async def test_file_over_the_limit_keeps_the_message_with_a_note(fake: FakeBotAP
     fake.push_message(3, document={**over_ours, "file_name": "big.bin"})
     huge_no_size = {k: v for k, v in fake.add_file(b"y", declared_size=21 * 1024 * 1024).items() if k != "file_size"}
     fake.push_message(3, document={**huge_no_size, "file_name": "nosize.bin"})
+    liar = fake.add_file(b"z" * 5000, declared_size=10)  # getFile says 10 bytes, the download is bigger
+    fake.push_message(3, document={**liar, "file_name": "liar.bin"})
+    fake.push_message(3, document={"file_id": "gone", "file_unique_id": "gone", "file_name": "gone.bin"})
     async with running(TelegramConnector(make_account(fake, max_file_size=1024)), sink):
-        await until(lambda: len(sink.messages) == 3, what="three messages")
+        await until(lambda: len(sink.messages) == 5, what="five messages")
     texts = sorted(m.text for m in sink.messages.values())
+    assert "[document liar.bin not downloaded: larger than the 1 KB limit]" in texts
+    assert "[document gone.bin not downloaded: Bad Request: invalid file_id]" in texts
     assert all(not m.attachments and "attachment_missing" in m.flags for m in sink.messages.values())
-    assert any(t.startswith("the contract\n[document contract.pdf not downloaded: larger than") for t in texts), texts
-    assert any("big.bin not downloaded" in t for t in texts), texts
-    assert any("nosize.bin not downloaded" in t for t in texts), texts
+    assert "the contract\n[document contract.pdf not downloaded: Telegram lets bots download at most 20 MB]" in texts
+    assert "[document big.bin not downloaded: larger than the 1 KB limit]" in texts
+    assert "[document nosize.bin not downloaded: Telegram lets bots download at most 20 MB]" in texts
 
 
 async def test_unknown_and_broken_updates_are_kept_raw_and_the_loop_goes_on(fake: FakeBotAPI) -> None:
