@@ -51,6 +51,8 @@ IDLE_SECONDS = 25 * 60.0  # servers drop an IDLE after 30 minutes (RFC 2177)
 RECONNECT_MAX_SECONDS = 60.0
 GIVE_UP_AFTER = 6  # failed connects in a row: raise, so the supervisor records the error
 REFERENCES_KEEP = 20
+BLOB_URL = "/api/v1/blobs/"  # where web/ serves stored attachments
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FETCH_START_RE = re.compile(rb"^\d+ FETCH \(")
 _UID_RE = re.compile(rb"UID (\d+)")
 _REPLY_PREFIX_RE = re.compile(r"^\s*(re|aw|sv|fw|ответ|отв)\s*(\[\d+\])?\s*:", re.IGNORECASE)
@@ -175,6 +177,11 @@ class _Imap:
         if not self._lost.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.call(self.client.logout()), 2)
+
+
+def imap_date(when: dt.datetime) -> str:
+    """RFC 3501 date ("7-Nov-2026"), independent of the process locale."""
+    return f"{when.day}-{_MONTHS[when.month - 1]}-{when.year}"
 
 
 def _parse_fetch(lines: list[Any]) -> list[tuple[int, bytes]]:
@@ -309,11 +316,10 @@ class EmailConnector:
         if last_uid is None:
             last_uid = await self._backfill(imap, sink, key, uidvalidity, uidnext)
         while True:
-            uids = [
-                u for u in await imap.search_uids("UID", f"{last_uid + 1}:*") if u > last_uid
-            ]  # N:* can return a lower UID
+            # "UID N:*" answers the highest UID even when it is below N: keep only the new ones.
+            uids = [u for u in await imap.search_uids("UID", f"{last_uid + 1}:*") if u > last_uid]
             if uids:
-                last_uid = await self._ingest_uids(imap, sink, key, uidvalidity, uids)
+                last_uid = await self._ingest_uids(imap, sink, key, uidvalidity, uids, progress=len(uids) > FETCH_BATCH)
                 continue
             if imap.has_idle:
                 await imap.wait_for_news(self.idle_seconds)
@@ -322,7 +328,7 @@ class EmailConnector:
                 await imap.call(imap.client.noop())
 
     async def _backfill(self, imap: _Imap, sink: InboundSink, key: str, uidvalidity: int, uidnext: int) -> int:
-        since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=self.backfill_days)).strftime("%d-%b-%Y")
+        since = imap_date(dt.datetime.now(dt.UTC) - dt.timedelta(days=self.backfill_days))
         uids = await imap.search_uids("SINCE", since)
         log.info(
             "email channel %s: backfilling %d mails since %s from %s", self.account.id, len(uids), since, self.mailbox
@@ -349,7 +355,10 @@ class EmailConnector:
                 last = uid
             if progress:
                 log.info(
-                    "email channel %s: backfill %d/%d", self.account.id, min(start + FETCH_BATCH, len(uids)), len(uids)
+                    "email channel %s: fetched %d/%d mails",
+                    self.account.id,
+                    min(start + FETCH_BATCH, len(uids)),
+                    len(uids),
                 )
         return last
 
@@ -380,7 +389,7 @@ class EmailConnector:
                 external_id=mail.message_id or f"uid:{uidvalidity}:{uid}",
                 sender=sender,
                 text=text,
-                html=mail.html,
+                html=_link_inline_images(mail.html, cids),
                 subject=mail.subject,
                 attachments=tuple(attachments),
                 sent_at=mail.date,
@@ -492,6 +501,17 @@ class EmailConnector:
 
     async def close(self) -> None:
         return None
+
+
+def _link_inline_images(sanitized: str, cids: Mapping[str, str]) -> str:
+    """`<img src="cid:X">` → the stored blob, so inline images show in the agent's window."""
+    if not cids:
+        return sanitized
+    return re.sub(
+        r'src="cid:([^"]+)"',
+        lambda m: f'src="{BLOB_URL}{cids[m.group(1)]}"' if m.group(1) in cids else m.group(0),
+        sanitized,
+    )
 
 
 def _refused(code: int, text: str, recipient: str) -> Exception:

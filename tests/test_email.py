@@ -6,6 +6,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -22,6 +26,7 @@ from tests.fakes.dovecot import Dovecot, free_port
 from tests.fakes.smtp import SmtpServer
 
 MAIL = Path(__file__).parent / "mail"
+ROOT = Path(__file__).parent.parent
 ADDRESS = "support@example.com"
 
 
@@ -285,6 +290,7 @@ async def test_attachments_inline_images_and_html(dovecot: Dovecot) -> None:
     assert sink.blobs.data[image.sha256].startswith(b"\x89PNG")
     assert m.raw["cids"] == {"img001@example.org": image.sha256}
     h = sink.messages["html.only@example.org"]
+    assert f'<img src="/api/v1/blobs/{image.sha256}" alt="error">' in m.html
     assert "<script" not in h.html and "<b>account</b>" in h.html
     assert h.text.startswith("Hello support,")
 
@@ -386,3 +392,159 @@ async def test_send_failures_are_typed(dovecot: Dovecot, smtp: SmtpServer) -> No
     with pytest.raises(TemporaryFailure, match="SMTP server"):
         await connector.send(outbound(), MemoryBlobs())
     assert smtp.received == []
+
+
+# -- the whole hub: Postgres, supervisor, outbox, REST API ----------------------------------------
+
+
+async def add_email_channel(pool: Any, dovecot: Dovecot, smtp: SmtpServer, **extra: Any) -> int:
+    from hub.channels import add_channel
+
+    return await add_channel(
+        pool,
+        kind="email",
+        name="Support mail",
+        settings=settings_for(dovecot, smtp, **extra),
+        secrets={"username": dovecot.username, "password": dovecot.password},
+    )
+
+
+async def wait_json(api: Any, url: str, predicate: Any, seconds: float = 15.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        r = await api.get(url)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if predicate(body):
+            return body
+        if loop.time() > deadline:
+            raise AssertionError(f"{url} never matched: {body}")
+        await asyncio.sleep(0.1)
+
+
+async def test_mail_in_reply_out_customer_reply_joins(hub: Any, api: Any, dovecot: Dovecot, smtp: SmtpServer) -> None:
+    await add_email_channel(hub.pool, dovecot, smtp)
+    dovecot.deliver(mail("Order #1042 has not arrived", "Where is my order?", message_id="<c1@example.org>"))
+
+    convs = await wait_json(api, "/api/v1/conversations", lambda b: len(b["items"]) == 1)
+    conv = convs["items"][0]
+    assert conv["subject"] == "Order #1042 has not arrived" and conv["channel"]["kind"] == "email"
+    card = (await api.get(f"/api/v1/clients/{conv['client_id']}")).json()
+    assert (card["name"], card["email"]) == ("Ivan Petrov", "ivan@example.org")
+    assert [i["external_id"] for i in card["identities"]] == ["ivan@example.org"]
+
+    r = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "It left the warehouse today."})
+    assert r.status_code in (200, 201), r.text
+    [sent] = await smtp.wait_for(1, seconds=15)
+    out = sent.message
+    assert sent.rcpt_tos == ("ivan@example.org",) and sent.mail_from == ADDRESS
+    assert out["Subject"] == "Re: Order #1042 has not arrived"
+    assert out["In-Reply-To"] == "<c1@example.org>" and out["References"] == "<c1@example.org>"
+    assert "It left the warehouse today." in out.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    ours = out["Message-ID"]
+    msgs = await wait_json(
+        api, f"/api/v1/conversations/{conv['id']}/messages", lambda b: b["items"][-1]["status"] == "sent"
+    )
+    assert len(msgs["items"]) == 2
+
+    # The customer's client threads by In-Reply-To, quoting us (Gmail-shaped).
+    dovecot.deliver(
+        mail(
+            "Re: Order #1042 has not arrived",
+            "Thanks, got it!\n\nOn Mon, 30 Nov 2026 at 11:40, Support <support@example.com> wrote:\n> It left the warehouse today.\n",
+            message_id="<c2@example.org>",
+            in_reply_to=ours,
+            references=f"<c1@example.org> {ours}",
+        )
+    )
+    msgs = await wait_json(api, f"/api/v1/conversations/{conv['id']}/messages", lambda b: len(b["items"]) == 3)
+    assert msgs["items"][-1]["text"] == "Thanks, got it!"
+    assert msgs["items"][-1]["direction"] == "in"
+
+    # A new subject from the same customer is a new conversation on the same card.
+    dovecot.deliver(mail("Invoice needed", "Please send an invoice.", message_id="<c3@example.org>"))
+    convs = await wait_json(api, "/api/v1/conversations", lambda b: len(b["items"]) == 2)
+    assert {c["client_id"] for c in convs["items"]} == {conv["client_id"]}
+    assert convs["items"][0]["subject"] == "Invoice needed"
+
+    # A late reply to the resolved first conversation reopens it.
+    r = await api.post(f"/api/v1/conversations/{conv['id']}/status", json={"status": "resolved"})
+    assert r.status_code == 200, r.text
+    dovecot.deliver(mail("Re: Order", "One more thing.", message_id="<c4@example.org>", in_reply_to="<c2@example.org>"))
+    reopened = await wait_json(
+        api, f"/api/v1/conversations/{conv['id']}", lambda b: b["status"] == "open" and b["unread_count"] >= 1
+    )
+    assert reopened["id"] == conv["id"]
+    convs = (await api.get("/api/v1/conversations")).json()
+    assert len(convs["items"]) == 2
+
+
+def start_hub_process(database_url: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "OMNIHUB_DATABASE_URL": database_url,
+        "OMNIHUB_DATA_DIR": str(data_dir),
+        "OMNIHUB_PORT": str(free_port()),
+        "OMNIHUB_SECRET": "test-secret",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
+async def test_sigkill_during_backfill_then_restart_ingests_each_mail_once(
+    database_url: str, pool: Any, dovecot: Dovecot, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    filler = "All work and no play makes Jack a dull boy.\n" * 400
+    day = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    dovecot.deliver_many(
+        [mail(f"Backfill {i}", f"mail {i}\n{filler}", message_id=f"<bf{i}@example.org>") for i in range(200)],
+        date=day,
+    )
+    channel_id = await add_email_channel(pool, dovecot, smtp)
+
+    async def stored() -> int:
+        n: int = await pool.fetchval("SELECT count(*) FROM messages WHERE channel_id = $1", channel_id)
+        return n
+
+    log = tmp_path / "hub.log"
+    first = start_hub_process(database_url, tmp_path / "data", log)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while (at_kill := await stored()) < 20:
+            assert first.poll() is None and loop.time() < deadline, log.read_text()
+            await asyncio.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert at_kill < 200, "the backfill finished before the kill: the test proves nothing"
+
+    second = start_hub_process(database_url, tmp_path / "data", log)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 90
+        while await stored() < 200:
+            assert second.poll() is None and loop.time() < deadline, log.read_text()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # anything extra would arrive now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(15)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait()
+
+    rows = await pool.fetch("SELECT external_id FROM messages WHERE channel_id = $1", channel_id)
+    assert sorted(r["external_id"] for r in rows) == sorted(f"bf{i}@example.org" for i in range(200))
+    conversations = await pool.fetchval("SELECT count(*) FROM conversations WHERE channel_id = $1", channel_id)
+    assert conversations == 200  # every mail a new subject from the client: a conversation each
+    cursor = await pool.fetchval("SELECT value FROM channel_cursors WHERE channel_id = $1", channel_id)
+    assert cursor == f"{dovecot.uidvalidity()}:200"
+    assert "backfill" in log.read_text()
