@@ -548,3 +548,33 @@ async def test_sigkill_during_backfill_then_restart_ingests_each_mail_once(
     cursor = await pool.fetchval("SELECT value FROM channel_cursors WHERE channel_id = $1", channel_id)
     assert cursor == f"{dovecot.uidvalidity()}:200"
     assert "backfill" in log.read_text()
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+async def test_tls_imap_and_smtp(security: str) -> None:
+    d = Dovecot(tls=True)
+    d.start()
+    assert d.cert is not None and d.key is not None
+    s = SmtpServer(tls=security, cert=(d.cert, d.key))
+    s.start()
+    try:
+        imap_port = d.tls_port if security == "ssl" else d.port
+        settings = {**settings_for(d, s), "security": security, "imap_port": imap_port, "tls_ca_file": str(d.cert)}
+        account = ChannelAccount(1, "email", "Support", settings, {"username": d.username, "password": d.password})
+        assert await EmailConnector.check(account) == {}
+
+        untrusted = ChannelAccount(1, "email", "Support", {**settings, "tls_ca_file": ""}, account.secrets)
+        with pytest.raises(ChannelCheckError, match="cannot reach IMAP server .*CERTIFICATE_VERIFY_FAILED"):
+            await EmailConnector.check(untrusted)
+
+        sink = MemorySink()
+        d.deliver(mail("over TLS", message_id="<tls@example.org>"))
+        connector = EmailConnector(account)
+        async with running(connector, sink):
+            await until(lambda: "tls@example.org" in sink.messages)
+        await connector.send(outbound(), MemoryBlobs())
+        [sent] = await s.wait_for(1)
+        assert sent.login == "support" and sent.rcpt_tos == ("ivan@example.org",)
+    finally:
+        s.stop()
+        d.close()

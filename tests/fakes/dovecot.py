@@ -31,7 +31,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -58,7 +58,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -88,6 +89,34 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes], log: Pa
     raise RuntimeError(f"dovecot did not answer on port {port}: {_tail(log)}")
 
 
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem); the cert is its own CA."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 def _descendants(root: int) -> list[int]:
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -114,15 +143,24 @@ def _tail(log: Path) -> str:
 class Dovecot:
     """One Dovecot instance with one user; `start()`, `stop()`, `restart()`, `deliver()`."""
 
-    def __init__(self, *, username: str = "support", password: str = "secret", idle: bool = True) -> None:
+    def __init__(
+        self, *, username: str = "support", password: str = "secret", idle: bool = True, tls: bool = False
+    ) -> None:
+        """`tls=True`: STARTTLS on `port`, implicit TLS on `tls_port`, certificate `self.cert` (also the CA)."""
         self.username = username
         self.password = password
         self.idle = idle
+        self.tls = tls
         # Not pytest's tmp_path: as root, Dovecot's unprivileged processes must traverse it.
         self.root = Path(tempfile.mkdtemp(prefix="omnihub-dovecot-"))
         self.root.chmod(0o755)
         self.port = free_port()
+        self.tls_port = free_port() if tls else 0
         self.host = "127.0.0.1"
+        self.cert: Path | None = None
+        self.key: Path | None = None
+        if tls:
+            self.cert, self.key = make_certificate(self.root)
         self.proc: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
             self._internal_user, self._login_user = "dovecot", "dovenull"
@@ -158,6 +196,8 @@ class Dovecot:
                 internal_group=self._internal_group,
                 login_user=self._login_user,
                 capability=capability,
+                tls_port=self.tls_port,
+                ssl=f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{self.key}" if self.tls else "ssl = no",
             )
         )
 

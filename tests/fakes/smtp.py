@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -55,7 +57,17 @@ class _Handler:
 class SmtpServer:
     """`received` lists every accepted mail; `refuse[address] = "550 ..."` refuses a recipient."""
 
-    def __init__(self, *, username: str = "support", password: str = "secret") -> None:
+    def __init__(
+        self,
+        *,
+        username: str = "support",
+        password: str = "secret",
+        tls: str = "",
+        cert: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`tls`: "" (plain), "starttls" (required before AUTH) or "ssl" (implicit TLS); `cert`: (cert.pem, key.pem)."""
+        self.tls = tls
+        self.cert = cert
         self.username = username
         self.password = password
         self.port = free_port()
@@ -76,12 +88,20 @@ class SmtpServer:
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def start(self) -> None:
+        tls: dict[str, Any] = {}
+        if self.tls:
+            assert self.cert is not None, "TLS needs a certificate"
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.cert)
+            tls = {"ssl_context": context} if self.tls == "ssl" else {"tls_context": context, "require_starttls": True}
         self._controller = Controller(
             _Handler(self),
             hostname=self.host,
             port=self.port,
             authenticator=self._authenticate,
-            auth_require_tls=False,
+            auth_require_tls=self.tls == "starttls",
+            server_hostname="localhost",
+            **tls,
         )
         self._controller.start()
 
