@@ -22,6 +22,10 @@ from playwright.async_api import Browser, BrowserContext, Dialog, Page, WebSocke
 from connectors.widget import new_signing_key
 from hub import db
 from hub.channels import add_channel
+from hub.errors import PermanentFailure
+from hub.types import InboundMessage, Sender
+from inbox.ingest import ingest
+from tests.loopback import LoopbackConnector
 from tests.conftest import RunningHub, make_agent, start_hub
 
 pytestmark = pytest.mark.timeout(180)
@@ -451,5 +455,82 @@ async def test_inbox_goes_offline_says_so_and_misses_nothing(browser: Browser, d
     await expect(agent.page.locator("#conv-status")).to_have_text("Решён")
 
     for p in (agent, visitor, other):
+        await p.assert_nothing_ran()
+        await p.context.close()
+
+
+async def test_thread_shows_failures_files_and_mail_html_safely(browser: Browser, demo: Demo) -> None:
+    pool = demo.hub.pool
+    ch = await add_channel(pool, kind="loopback", name="Support mailbox", settings={}, secrets={})
+    pdf = b"%PDF-1.4 invoice october"
+    attachment = await demo.hub.hub.blobs.put(pdf, filename="invoice-oct.pdf", content_type="application/pdf", kind="document")
+    await ingest(pool, InboundMessage(
+        channel_id=ch, external_id="mail-1", sender=Sender("john@example.com", "John Carter"),
+        text="Please resend the October invoice.", subject="Invoice October",
+        html='<p>Please <b>resend</b> the October invoice.</p><img src="https://tracker.example/pixel.png">',
+        attachments=(attachment,),
+    ))
+    LoopbackConnector.outcomes[ch] = [PermanentFailure("mailbox full")]
+
+    agent = await open_agent(browser, demo)
+    page = agent.page
+    await page.click(".conv:has-text('John Carter')")
+    incoming = page.locator("#messages .msg.in")
+    await expect(incoming.locator(".msg-text")).to_have_text("Please resend the October invoice.")
+
+    # The attachment is a link into the blob store, and it downloads with the agent's session.
+    link = incoming.locator("a.attachment")
+    await expect(link).to_contain_text("invoice-oct.pdf")
+    href = await link.get_attribute("href")
+    assert href == f"/api/v1/blobs/{attachment.sha256}"
+    got = await page.request.get(f"{demo.hub.base_url}{href}")
+    assert got.status == 200 and await got.body() == pdf
+
+    # Mail HTML only ever inside a sandboxed frame, on request.
+    await expect(page.locator("#messages iframe")).to_have_count(0)
+    await incoming.locator("button.link-btn").click()
+    frame = page.locator("#messages iframe.msg-html")
+    await expect(frame).to_have_attribute("sandbox", "")
+    await expect(page.frame_locator("#messages iframe.msg-html").locator("b")).to_have_text("resend")
+
+    # The visitor's typing shows in the thread; the reply fails, says why, and Retry sends it.
+    await page.fill("#reply", "Sent again, see attached.")
+    await page.press("#reply", "Enter")
+    failed = page.locator("#messages .msg.out")
+    await expect(failed).to_have_attribute("data-status", "failed")
+    await expect(failed.locator(".msg-error")).to_have_text("mailbox full")
+    await failed.locator("button.retry").click()
+    await expect(failed).to_have_attribute("data-status", "sent")
+    await expect(failed.locator("button.retry")).to_have_count(0)
+    assert [m.text for m in LoopbackConnector.sent[ch]] == ["Sent again, see attached."]
+
+    # Pending and snooze from the header; the list (Any status) keeps up.
+    await page.select_option("#filter-status", "")
+    await page.click("#pending")
+    await expect(page.locator("#conv-status")).to_have_text("Pending")
+    await page.select_option("#snooze", "tomorrow")
+    await expect(page.locator("#conv-status")).to_have_text("Snoozed")
+    snoozed = await pool.fetchval("SELECT snoozed_until FROM conversations WHERE status = 'snoozed'")
+    assert snoozed is not None
+    await expect(page.locator(".conv .pill.st-snoozed")).to_have_count(1)
+
+    await agent.assert_nothing_ran()
+    await agent.context.close()
+
+
+async def test_typing_shows_on_both_sides(browser: Browser, demo: Demo) -> None:
+    agent = await open_agent(browser, demo)
+    visitor = await open_visitor(browser, demo)
+    await visitor_says(visitor, "Is anyone there?")
+    await agent.page.click(".conv:has-text('Is anyone there')")
+    await expect(agent.page.locator("#messages .msg.in")).to_have_count(1)
+
+    await agent.page.locator("#reply").press_sequentially("Yes, one moment")
+    await expect(visitor.page.locator("#omnihub-widget .typing")).to_have_text("Anna Agent is typing…")
+
+    await visitor.page.locator("#omnihub-widget .compose textarea").press_sequentially("ok")
+    await expect(agent.page.locator(".typing")).to_contain_text("is typing…")
+
+    for p in (agent, visitor):
         await p.assert_nothing_ran()
         await p.context.close()

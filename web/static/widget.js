@@ -437,6 +437,7 @@
     if (!text) return;
     input.value = "";
     autosize();
+    st.lastTypingSent = 0; // a message ends the burst: the next keystroke is news again
     // Queued first, so a reload or a dropped socket before the ack cannot lose
     // it; the client_msg_id makes a resend after an unseen ack store nothing new.
     const item = { client_msg_id: uuid(), text, created_at: new Date().toISOString() };

@@ -169,6 +169,7 @@ async function send() {
   els.error.hidden = true;
   const convId = th.conv.id;
   els.input.value = "";
+  th.lastTypingSent = 0;
   try {
     if (th.noteMode) addNote(await api.note(convId, text));
     else addMessage(await api.reply(convId, text));
