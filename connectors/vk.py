@@ -45,6 +45,7 @@ RATE_PER_SECOND = 20.0  # VK's limit for community tokens
 SEND_MAX_WAIT = 2.0  # longer than this in our own bucket: hand the message back to the outbox
 DEFAULT_WAIT = 25
 DEFAULT_MAX_FILE = 20 * 1024 * 1024
+NAME_CACHE_SIZE = 10_000
 TRANSIENT_API_CODES = frozenset({6, 9, 10})
 LIBRARY_METHOD_ROOTS = ("https://api.vk.ru/method/", "https://api.vk.com/method/")
 
@@ -366,6 +367,8 @@ class VkConnector:
                 return "", {}
             profile: JSON = dict(found[0]) if found else {}
             name = " ".join(p for p in (profile.get("first_name"), profile.get("last_name")) if p)
+            if len(self._names) >= NAME_CACHE_SIZE:
+                self._names.pop(next(iter(self._names)))
             self._names[user_id] = (name, profile)
         return self._names[user_id]
 
