@@ -23,7 +23,7 @@ from connectors.registry import CONNECTORS
 from connectors.telegram import OFFSET_KEY, TelegramConnector, webhook_secret
 from hub import db
 from hub.channels import add_channel
-from hub.errors import ChannelCheckError, PermanentFailure, RetryAfter, TemporaryFailure
+from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, RetryAfter, TemporaryFailure
 from hub.types import Attachment, ChannelAccount, Cursor, InboundMessage, IngestResult, OutboundMessage
 from tests.conftest import RunningHub, free_port, login, make_agent, start_hub, wait_for
 from tests.fakes.telegram_api import FakeBotAPI, until
@@ -329,6 +329,35 @@ async def test_blocking_the_bot_is_reported_for_the_client_card(fake: FakeBotAPI
     async with running(TelegramConnector(make_account(fake)), sink):
         await until(lambda: sink.events, what="the event")
     assert sink.events == [("12", "telegram.bot_blocked")]
+
+
+async def test_polling_removes_our_old_webhook_but_not_someone_elses(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    fake.webhook_url = "https://hub.example.com/hooks/telegram/7"  # left by this channel in webhook mode
+    fake.push_message(5, "after the switch")
+    async with running(TelegramConnector(make_account(fake)), sink):
+        await until(lambda: sink.messages, what="a message by polling")
+    assert fake.webhook_url == ""
+
+    fake.webhook_url = "https://other.example/telegram"
+    connector = TelegramConnector(make_account(fake))
+    try:
+        with pytest.raises(
+            ConfigError, match=r"a webhook is set to https://other\.example/telegram by another program"
+        ):
+            await asyncio.wait_for(connector.run(sink), 10)
+    finally:
+        await connector.close()
+    assert fake.webhook_url == "https://other.example/telegram"
+
+
+async def test_network_errors_do_not_stop_polling(fake: FakeBotAPI) -> None:
+    sink = MemorySink()
+    fake.fail_next("getUpdates", status=502, description="Bad Gateway", times=1)
+    fake.push_message(5, "made it")
+    async with running(TelegramConnector(make_account(fake)), sink) as task:
+        await until(lambda: sink.messages, within=15, what="the message after a 502")
+        assert not task.done()
 
 
 # -- outbound ------------------------------------------------------------------------
