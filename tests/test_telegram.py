@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import httpx
 import pytest
@@ -29,6 +30,42 @@ from tests.conftest import RunningHub, free_port, login, make_agent, start_hub, 
 from tests.fakes.telegram_api import FakeBotAPI, until
 
 _names = itertools.count()
+
+# -- the fake itself speaks the Bot API wire format ----------------------------------
+
+
+async def test_fake_get_updates_long_polls_and_confirms_by_offset() -> None:
+    async with FakeBotAPI() as fake, aiohttp.ClientSession() as http:
+        url = f"{fake.base_url}/bot{fake.token}/getUpdates"
+        started = time.monotonic()
+        async with http.post(url, data={"timeout": "1"}) as r:
+            assert (r.status, await r.json()) == (200, {"ok": True, "result": []})
+        assert 0.9 < time.monotonic() - started < 3
+
+        async def push_soon() -> int:
+            await asyncio.sleep(0.3)
+            return fake.push_update(message=fake.message(1, "late"))
+
+        pusher = asyncio.create_task(push_soon())
+        started = time.monotonic()
+        async with http.get(url, params={"timeout": "20"}) as r:
+            body = await r.json()
+        first = await pusher
+        assert time.monotonic() - started < 2  # answered when the update came, not after 20 s
+        assert [u["update_id"] for u in body["result"]] == [first]
+        assert body["result"][0]["message"]["text"] == "late"
+
+        second = fake.push_update(message=fake.message(1, "next"))
+        async with http.post(url, json={"offset": first + 1}) as r:  # confirms `first`
+            assert [u["update_id"] for u in (await r.json())["result"]] == [second]
+        async with http.post(url, json={"offset": -1}) as r:
+            assert [u["update_id"] for u in (await r.json())["result"]] == [second]
+        async with http.post(f"{fake.base_url}/bot1:wrong/getMe") as r:
+            assert (r.status, await r.json()) == (401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        fake.too_many_requests("getMe", retry_after=7)
+        async with http.post(f"{fake.base_url}/bot{fake.token}/getMe") as r:
+            assert r.status == 429 and (await r.json())["parameters"] == {"retry_after": 7}
+
 
 # -- a sink in memory, for the connector on its own -----------------------------
 
