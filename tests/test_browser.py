@@ -87,6 +87,10 @@ async def demo(database_url: str) -> AsyncIterator[Demo]:
         channel_id = await add_channel(
             conn, kind="widget", name="Website chat", settings={"origins": []}, secrets={"signing_key": new_signing_key()}
         )
+        # Other channels for the screenshots, disabled so nothing tries to reach Telegram or a mail server.
+        for kind, name in (("telegram", "Telegram bot"), ("email", "support@acme.coffee")):
+            other = await add_channel(conn, kind=kind, name=name, settings={}, secrets={})
+            await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", other)
     finally:
         await conn.close()
     async with start_hub(database_url, demo_channel_id=channel_id) as h:
@@ -146,7 +150,21 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / name))
 
 
+async def other_channel_traffic(demo: Demo) -> None:
+    """A few conversations on other channels, so the inbox looks like a working day."""
+    channels = dict(await demo.hub.pool.fetch("SELECT kind, id FROM channels"))
+    for n, (kind, sender, text, subject) in enumerate([
+        ("email", Sender("john@example.com", "John Carter"), "Could you resend the October invoice as a PDF?", "Invoice October"),
+        ("telegram", Sender("5551", "Мария Иванова", username="maria_i"), "Здравствуйте! Заказ #1042 ещё не пришёл, подскажите статус?", ""),
+        ("telegram", Sender("5552", "Sophie Martin"), "Do you ship to France?", ""),
+    ]):
+        await ingest(demo.hub.pool, InboundMessage(
+            channel_id=channels[kind], external_id=f"seed-{n}", sender=sender, text=text, subject=subject,
+        ))
+
+
 async def test_visitor_and_agent_talk_live_and_the_card_keeps_it(browser: Browser, demo: Demo) -> None:
+    await other_channel_traffic(demo)
     agent = await open_agent(browser, demo)
     visitor = await open_visitor(browser, demo)
     page = agent.page
@@ -204,6 +222,8 @@ async def test_visitor_and_agent_talk_live_and_the_card_keeps_it(browser: Browse
     for text in ["Do you have a decaf", reply, "Great, I'll take two.", "Regular customer"]:
         await expect(timeline).to_contain_text(text)
     await expect(card.locator(".card-conv")).to_have_count(1)
+    await expect(page.locator(".conv")).to_have_count(4)
+    await shot(page, "inbox-desktop.png")
 
     # Assign to me and resolve from the thread header; the list follows.
     await page.click("#assign-me")
@@ -217,7 +237,6 @@ async def test_visitor_and_agent_talk_live_and_the_card_keeps_it(browser: Browse
     await page.click(".conv >> nth=0")
     await expect(page.locator("#messages .msg")).to_have_count(4)
     await expect(page.locator("#messages .note")).to_have_count(1)
-    await shot(page, "inbox-desktop.png")
     await shot(visitor.page, "widget-open.png")
 
     await page.set_viewport_size(PHONE)

@@ -51,6 +51,8 @@ export function renderFilters() {
 export function renderList({ loading = false } = {}) {
   if (!els) return;
   const convs = sortedConversations();
+  const unread = convs.reduce((n, c) => n + (c.unread_count || 0), 0);
+  document.title = unread ? `(${unread}) ${t("app.title")}` : t("app.title");
   const rows = convs.map(row);
   if (!convs.length) {
     rows.push(h("div", { class: "empty" }, loading ? t("list.loading") : t("list.empty")));
