@@ -564,7 +564,7 @@ async def test_tls_imap_and_smtp(security: str) -> None:
         assert await EmailConnector.check(account) == {}
 
         untrusted = ChannelAccount(1, "email", "Support", {**settings, "tls_ca_file": ""}, account.secrets)
-        with pytest.raises(ChannelCheckError, match="cannot reach IMAP server .*CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(ChannelCheckError, match=r"cannot reach IMAP server .*CERTIFICATE_VERIFY_FAILED"):
             await EmailConnector.check(untrusted)
 
         sink = MemorySink()
@@ -578,3 +578,27 @@ async def test_tls_imap_and_smtp(security: str) -> None:
     finally:
         s.stop()
         d.close()
+
+
+async def test_cli_channel_add_checks_both_servers(
+    database_url: str, pool: Any, dovecot: Dovecot, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    env = {**os.environ, "OMNIHUB_DATABASE_URL": database_url, "OMNIHUB_DATA_DIR": str(tmp_path)}
+
+    def add(name: str, password: str) -> subprocess.CompletedProcess[str]:
+        # The CLI runs its own event loop: call it from a thread.
+        return subprocess.run(
+            [sys.executable, "-m", "hub", "channel", "add", "email", "--name", name, "--address", ADDRESS,
+             "--imap-host", "127.0.0.1", "--imap-port", str(dovecot.port), "--smtp-host", "127.0.0.1",
+             "--smtp-port", str(smtp.port), "--username", "support", "--password", password, "--plain"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    refused = await asyncio.to_thread(add, "Wrong", "nope")
+    assert refused.returncode != 0
+    [line] = refused.stderr.strip().splitlines()
+    assert "IMAP server 127.0.0.1 refused the login for support" in line
+    added = await asyncio.to_thread(add, "Support", dovecot.password)
+    assert added.returncode == 0, added.stderr
+    rows = await pool.fetch("SELECT name, settings->>'security' AS security, secrets->>'password' AS pw FROM channels")
+    assert [(r["name"], r["security"], r["pw"]) for r in rows] == [("Support", "plain", "secret")]
