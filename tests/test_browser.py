@@ -553,3 +553,32 @@ async def test_typing_shows_on_both_sides(browser: Browser, demo: Demo) -> None:
     for p in (agent, visitor):
         await p.assert_nothing_ran()
         await p.context.close()
+
+
+async def test_widget_keeps_its_own_styles_and_speaks_the_page_language(browser: Browser, demo: Demo) -> None:
+    v = await open_person(browser)
+    await v.page.goto(f"{demo.hub.base_url}/demo?lang=ru")
+    bubble = v.page.locator("#omnihub-widget .bubble")
+    await expect(bubble).to_have_attribute("aria-label", "Открыть чат")
+    await bubble.click()
+    await expect(v.page.locator("#omnihub-widget .title")).to_have_text("Напишите нам")
+    await expect(v.page.locator("#omnihub-widget .compose textarea")).to_have_attribute("placeholder", "Напишите сообщение…")
+    await visitor_says(v, "Здравствуйте")
+
+    # The page styles every button and div (Georgia, dark buttons); none of it reaches the widget.
+    style = "(e, p) => getComputedStyle(e)[p]"
+    assert await bubble.evaluate(style, "backgroundColor") == "rgb(138, 75, 33)"  # data-color
+    assert "Georgia" not in await v.page.locator("#omnihub-widget .msg").evaluate(style, "fontFamily")
+    assert "Georgia" in await v.page.locator("h1").evaluate(style, "fontFamily")
+    assert await v.page.locator(".cta").evaluate(style, "backgroundColor") == "rgb(181, 101, 43)"
+
+    # At phone width the panel is the whole screen and the bubble steps aside.
+    await v.page.set_viewport_size(PHONE)
+    box = await v.page.locator("#omnihub-widget .panel").bounding_box()
+    assert box is not None and (box["x"], box["y"], box["width"], box["height"]) == (0, 0, PHONE["width"], PHONE["height"])
+    await expect(bubble).to_be_hidden()
+    await v.page.locator("#omnihub-widget .x").click()
+    await expect(bubble).to_be_visible()
+
+    await v.assert_nothing_ran()
+    await v.context.close()

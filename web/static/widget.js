@@ -154,8 +154,18 @@
   host.id = "omnihub-widget";
   const root = host.attachShadow({ mode: "open" });
   const accent = /^#[0-9a-f]{3,8}$/i.test(script.dataset.color || "") ? script.dataset.color : "#4f46e5";
-  const style = el("style");
-  style.textContent = `:host { --accent: ${accent}; --accent-soft: ${accent}22; }\n${CSS}`;
+  const css = `:host { --accent: ${accent}; --accent-soft: ${accent}22; }\n${CSS}`;
+  // A constructed stylesheet is not inline style as far as the host page's
+  // Content-Security-Policy is concerned, so a strict site needs no exception.
+  let style = null;
+  try {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+  } catch {
+    style = el("style");
+    style.textContent = css;
+  }
 
   const bubble = el("button", "bubble");
   bubble.type = "button";
@@ -197,7 +207,8 @@
   sendBtn.append(svg(ICON_SEND));
   form.append(input, sendBtn);
   panel.append(head, log, typingLine, noteLine, form, el("div", "brand", "omnihub"));
-  root.append(style, panel, bubble);
+  if (style) root.append(style);
+  root.append(panel, bubble);
 
   // ---- state ----
   const st = {

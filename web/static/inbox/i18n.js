@@ -135,7 +135,7 @@ const STRINGS = {
     "thread.unassign": "Снять",
     "thread.assigned_to": "Ответственный: {name}",
     "thread.unassigned": "Без ответственного",
-    "thread.resolve": "Решён",
+    "thread.resolve": "Решить",
     "thread.reopen": "Открыть снова",
     "thread.pending": "Ожидает",
     "thread.snooze": "Отложить",
