@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from hub.listen import Listener
 from hub.migrate import migrate
 from hub.outbox import OutboxDispatcher
 from hub.supervisor import Supervisor
+from inbox.conversations import wake_snoozed
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,22 @@ class Hub:
     blobs: PgBlobStore
     supervisor: Supervisor
     outbox: OutboxDispatcher
+
+
+HOUSEKEEPING_SECONDS = 10.0
+
+
+async def housekeeping(pool: asyncpg.Pool) -> None:
+    """Time-driven state changes: snoozes that ran out, expired sessions."""
+    while True:
+        try:
+            woken = await wake_snoozed(pool)
+            if woken:
+                log.info("reopened %d snoozed conversation(s)", woken)
+            await pool.execute("DELETE FROM sessions WHERE expires_at < now()")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            log.warning("housekeeping cannot reach the database (%s)", e)
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
 
 @contextlib.asynccontextmanager
@@ -50,13 +68,19 @@ async def running_hub(config: Config, database_url: str, *, connectors: bool = T
     supervisor = Supervisor(pool, database_url, blobs, poll_inbound=connectors)
     outbox = OutboxDispatcher(pool, listener, supervisor.connector_for, blobs)
     hub = Hub(config, database_url, pool, listener, fanout, blobs, supervisor, outbox)
+    chores: asyncio.Task[None] | None = None
     try:
         await listener.start()
         await fanout.start()
         await outbox.start()
         await supervisor.start()
+        chores = asyncio.create_task(housekeeping(pool), name="housekeeping")
         yield hub
     finally:
+        if chores is not None:
+            chores.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chores
         await supervisor.stop()
         await outbox.stop()
         await fanout.stop()

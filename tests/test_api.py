@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -13,9 +14,10 @@ import jsonschema
 import pytest
 
 from hub.channels import add_channel
+from hub.runtime import housekeeping
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
-from tests.conftest import RunningHub, login, make_agent
+from tests.conftest import RunningHub, login, make_agent, wait_for
 from web.openapi import openapi_document
 
 SPEC = openapi_document()
@@ -231,3 +233,21 @@ async def test_openapi_is_served_and_valid(hub: RunningHub) -> None:
     assert doc["openapi"] == "3.1.0"
     for name, schema in doc["components"]["schemas"].items():
         jsonschema.Draft202012Validator.check_schema(schema), name
+
+
+async def test_a_snooze_that_runs_out_reopens_the_conversation(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ids = await seed(hub.pool)
+    conv = ids["conv_ru"]
+    soon = (await hub.pool.fetchval("SELECT now() + interval '300 milliseconds'")).isoformat()
+    r = await api.post(f"/api/v1/conversations/{conv}/status", json={"status": "snoozed", "snoozed_until": soon})
+    assert r.json()["status"] == "snoozed"
+    await asyncio.sleep(0.4)
+    task = asyncio.create_task(housekeeping(hub.pool))
+    try:
+
+        async def reopened() -> bool:
+            return (await api.get(f"/api/v1/conversations/{conv}")).json()["status"] == "open"
+
+        await wait_for(reopened, timeout=5)
+    finally:
+        task.cancel()
