@@ -33,6 +33,7 @@ EPHEMERAL_CHANNEL = "omnihub_ephemeral"
 # Events that make up a client card's timeline (the rest are delivery noise).
 TIMELINE_TYPES = (
     "message.created",
+    "message.updated",
     "note.created",
     "conversation.created",
     "conversation.assigned",

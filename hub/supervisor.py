@@ -122,8 +122,9 @@ class Supervisor:
         delay = 1.0
         sink = ChannelSink(self._pool, account.id, self._blobs)
         while True:
-            connector = make_connector(account)
+            connector: Connector | None = None
             try:
+                connector = make_connector(account)  # a bad stored setting is a crash to record, too
                 await connector.run(sink)
                 log.warning("channel %s inbound loop returned; restarting it", account.id)
             except asyncio.CancelledError:
@@ -134,7 +135,8 @@ class Supervisor:
                 with contextlib.suppress(Exception):
                     await channels.record_error(self._pool, account.id, reason)
             finally:
-                with contextlib.suppress(Exception):
-                    await connector.close()
+                if connector is not None:
+                    with contextlib.suppress(Exception):
+                        await connector.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_MAX_SECONDS)

@@ -30,6 +30,8 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         m.external_id,
     )
     if existing:
+        if "edited" in m.flags:
+            await _apply_edit(conn, existing["id"], m, client_id)
         await advance_cursor(conn, m.channel_id, m.cursor)
         return IngestResult(existing["id"], existing["conversation_id"], client_id, created=False)
 
@@ -85,6 +87,26 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
     return IngestResult(message_id, conversation_id, client_id, created=True)
 
 
+async def _apply_edit(conn: asyncpg.Connection, message_id: int, m: InboundMessage, client_id: int) -> None:
+    """The customer edited a message we hold: show the new text, keep the old one on the timeline."""
+    row = await conn.fetchrow(
+        "UPDATE messages SET text = $2, html = $3, edited_at = now(),"
+        " flags = (SELECT array_agg(DISTINCT f) FROM unnest(flags || ARRAY['edited']) AS f)"
+        " WHERE id = $1 AND (text <> $2 OR html <> $3)"
+        " RETURNING conversation_id, (SELECT text FROM messages WHERE id = $1) AS previous_text",
+        message_id,
+        m.text,
+        m.html,
+    )
+    if row is None:
+        return  # the same edit delivered twice
+    message = await fetch_message(conn, message_id)
+    await publish(
+        conn, "message.updated", data={"message": message, "previous_text": row["previous_text"]},
+        client_id=client_id, conversation_id=row["conversation_id"],
+    )
+
+
 async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender) -> tuple[int, int]:
     """The sender's identity and client, created on first contact; locked for this transaction.
 
@@ -97,6 +119,15 @@ async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender) -
         sender.external_id,
     )
     if row:
+        if sender.phone or sender.email:  # details the person gave us (a shared contact) fill gaps on the card
+            await conn.execute(
+                "UPDATE clients SET phone = CASE WHEN phone = '' THEN $2 ELSE phone END,"
+                " email = CASE WHEN email = '' THEN $3 ELSE email END, updated_at = now()"
+                " WHERE id = $1 AND ((phone = '' AND $2 <> '') OR (email = '' AND $3 <> ''))",
+                row["client_id"],
+                sender.phone,
+                sender.email,
+            )
         return row["id"], row["client_id"]
     client_id = await _linked_client(conn, sender)
     new_client = client_id is None

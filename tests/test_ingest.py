@@ -120,3 +120,24 @@ async def test_event_is_published_with_the_message(pool: asyncpg.Pool) -> None:
     assert payload["message"]["text"] == "Где мой заказ?"
     assert payload["message"]["direction"] == "in"
     assert payload["conversation"]["unread_count"] == 1
+
+
+async def test_an_edit_updates_the_message_and_keeps_the_old_text(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    r = await ingest(pool, msg(ch, "m1", text="Order 41"))
+    again = await ingest(pool, msg(ch, "m1", text="Order 42", flags=("edited",)))
+    assert again.message_id == r.message_id and not again.created
+    row = await pool.fetchrow("SELECT text, edited_at, flags FROM messages WHERE id = $1", r.message_id)
+    assert row["text"] == "Order 42" and row["edited_at"] is not None and row["flags"] == ["edited"]
+    events = await pool.fetch("SELECT payload FROM events WHERE type = 'message.updated'")
+    assert [e["payload"]["previous_text"] for e in events] == ["Order 41"]
+    await ingest(pool, msg(ch, "m1", text="Order 42", flags=("edited",)))  # the same edit again: nothing new
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'message.updated'") == 1
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+
+
+async def test_a_shared_phone_fills_the_card(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    r = await ingest(pool, msg(ch, "m1"))
+    await ingest(pool, InboundMessage(channel_id=ch, external_id="m2", sender=Sender("u1", "User u1", phone="+79991234567"), text=""))
+    assert await pool.fetchval("SELECT phone FROM clients WHERE id = $1", r.client_id) == "+79991234567"
