@@ -346,10 +346,8 @@ class TelegramConnector:
         user = message.from_user
         name = " ".join(p for p in (user.first_name, user.last_name) if p) if user else ""
         text = message.text or message.caption or ""
-        if edited:
+        if edited:  # same external id: ingest updates the stored message and keeps the old text
             flags.append("edited")
-            refs.append(external_id)
-            external_id = f"{external_id}:edit:{message.edit_date or 0}"
         if message.reply_to_message is not None:
             refs.append(f"{chat_id}:{message.reply_to_message.message_id}")
         if message.text and message.text.startswith("/start"):
