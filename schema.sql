@@ -181,3 +181,89 @@ ALTER TABLE clients
     ADD COLUMN segment text NOT NULL DEFAULT '',
     ADD COLUMN tags    text[] NOT NULL DEFAULT '{}';
 CREATE INDEX clients_tags_idx ON clients USING gin (tags);
+
+-- migration 3: client history (merge records and undo, merge suggestions, card fields, note search, audit log)
+ALTER TABLE clients
+    ADD COLUMN custom_fields jsonb NOT NULL DEFAULT '{}',
+    -- Where the person first came from: {channel_id, channel, start_payload | page | ref, at}.
+    ADD COLUMN first_touch   jsonb NOT NULL DEFAULT '{}';
+CREATE INDEX clients_merged_into_idx ON clients (merged_into) WHERE merged_into IS NOT NULL;
+
+-- Weak evidence compares phones by their last ten digits (+7 999… and 8 999… match).
+CREATE FUNCTION phone_key(phone text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN right(regexp_replace(phone, '\D', '', 'g'), 10);
+CREATE INDEX clients_name_phone_idx ON clients (lower(btrim(name)), phone_key(phone)) WHERE phone <> '';
+
+-- The live card a client id leads to, following merged_into.
+CREATE FUNCTION client_root(client bigint) RETURNS bigint LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE chain (id, next, depth) AS (
+        SELECT id, merged_into, 0 FROM clients WHERE id = client
+        UNION ALL
+        SELECT c.id, c.merged_into, chain.depth + 1 FROM clients c JOIN chain ON c.id = chain.next
+        WHERE chain.depth < 1000
+    )
+    SELECT id FROM chain WHERE next IS NULL
+$$;
+
+-- One row per merge; client_merge_moves lists exactly the rows it moved, so
+-- an undo moves those (and what has since grown on them) back.
+CREATE TABLE client_merges (
+    id              bigserial PRIMARY KEY,
+    survivor_id     bigint NOT NULL REFERENCES clients,
+    merged_id       bigint NOT NULL REFERENCES clients,
+    survivor_before jsonb NOT NULL DEFAULT '{}',  -- card fields the merge changed, as they were
+    survivor_after  jsonb NOT NULL DEFAULT '{}',  -- and as the merge left them
+    merged_by       bigint REFERENCES agents,     -- NULL: automatic (a widget visitor gave a known e-mail)
+    merged_at       timestamptz NOT NULL DEFAULT now(),
+    undone_by       bigint REFERENCES agents,
+    undone_at       timestamptz,
+    CHECK (survivor_id <> merged_id)
+);
+CREATE INDEX client_merges_survivor_idx ON client_merges (survivor_id, id);
+CREATE INDEX client_merges_merged_idx ON client_merges (merged_id, id);
+
+CREATE TABLE client_merge_moves (
+    merge_id bigint NOT NULL REFERENCES client_merges ON DELETE CASCADE,
+    kind     text NOT NULL CHECK (kind IN ('identity', 'conversation', 'note', 'event')),
+    row_id   bigint NOT NULL,
+    PRIMARY KEY (merge_id, kind, row_id)
+);
+
+CREATE TABLE merge_suggestions (
+    id         bigserial PRIMARY KEY,
+    client_id  bigint NOT NULL REFERENCES clients,  -- the lower id of the pair
+    other_id   bigint NOT NULL REFERENCES clients,
+    reason     text NOT NULL CHECK (reason IN ('same_name_and_phone', 'email_in_message')),
+    evidence   jsonb NOT NULL DEFAULT '{}',
+    status     text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'confirmed', 'dismissed')),
+    merge_id   bigint REFERENCES client_merges,
+    decided_by bigint REFERENCES agents,
+    decided_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (client_id < other_id),
+    UNIQUE (client_id, other_id, reason)
+);
+CREATE INDEX merge_suggestions_pending_idx ON merge_suggestions (id) WHERE status = 'pending';
+CREATE INDEX merge_suggestions_other_idx ON merge_suggestions (other_id);
+
+-- Notes are searched like messages (managers' history review).
+ALTER TABLE notes ADD COLUMN search tsvector GENERATED ALWAYS AS (
+    to_tsvector('english'::regconfig, left(text, 100000)) || to_tsvector('russian'::regconfig, left(text, 100000))
+) STORED;
+CREATE INDEX notes_search_idx ON notes USING gin (search);
+CREATE INDEX notes_client_idx ON notes (client_id, id);
+
+-- Who did what: reads, replies, assignments, merges, exports. Written in the
+-- transaction of the action it records; readable by managers and admins.
+CREATE TABLE audit_log (
+    id              bigserial PRIMARY KEY,
+    agent_id        bigint REFERENCES agents,
+    action          text NOT NULL,
+    conversation_id bigint,
+    client_id       bigint,
+    details         jsonb NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX audit_log_agent_idx ON audit_log (agent_id, id);
+CREATE INDEX audit_log_conversation_idx ON audit_log (conversation_id, id) WHERE conversation_id IS NOT NULL;
+CREATE INDEX audit_log_created_idx ON audit_log (created_at);
