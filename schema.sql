@@ -267,3 +267,131 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_agent_idx ON audit_log (agent_id, id);
 CREATE INDEX audit_log_conversation_idx ON audit_log (conversation_id, id) WHERE conversation_id IS NOT NULL;
 CREATE INDEX audit_log_created_idx ON audit_log (created_at);
+
+-- migration 4: routing (teams, presence, queue, auto-assignment) and SLA regulations
+-- Weekly opening hours in a time zone; SLA clocks only run inside them.
+-- schedule: {"mon": [["09:00", "18:00"]], ...}; holidays: local dates with no hours.
+CREATE TABLE business_hours (
+    id         bigserial PRIMARY KEY,
+    name       text NOT NULL UNIQUE,
+    time_zone  text NOT NULL,
+    schedule   jsonb NOT NULL,
+    holidays   date[] NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE teams (
+    id          bigserial PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    auto_assign boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE team_members (
+    team_id  bigint NOT NULL REFERENCES teams ON DELETE CASCADE,
+    agent_id bigint NOT NULL REFERENCES agents ON DELETE CASCADE,
+    PRIMARY KEY (team_id, agent_id)
+);
+CREATE INDEX team_members_agent_idx ON team_members (agent_id);
+
+-- A channel's new conversations go to one team.
+CREATE TABLE team_channels (
+    channel_id bigint PRIMARY KEY REFERENCES channels ON DELETE CASCADE,
+    team_id    bigint NOT NULL REFERENCES teams ON DELETE CASCADE
+);
+
+-- One row per hub-wide routing setting set (always id 1).
+CREATE TABLE routing_settings (
+    id                    integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    offline_grace_seconds integer NOT NULL DEFAULT 120 CHECK (offline_grace_seconds >= 0),
+    return_on_offline     boolean NOT NULL DEFAULT true,
+    default_capacity      integer NOT NULL DEFAULT 5 CHECK (default_capacity >= 0)
+);
+INSERT INTO routing_settings DEFAULT VALUES;
+
+-- An agent as routing sees them. The row is also the lock auto-assignment
+-- takes (FOR UPDATE SKIP LOCKED) so no process pushes an agent over capacity.
+CREATE SEQUENCE routing_turn_seq;
+CREATE TABLE routing_agents (
+    agent_id          bigint PRIMARY KEY REFERENCES agents ON DELETE CASCADE,
+    status            text NOT NULL DEFAULT 'offline' CHECK (status IN ('online', 'away', 'offline')),
+    status_changed_at timestamptz NOT NULL DEFAULT now(),
+    last_seen_at      timestamptz NOT NULL DEFAULT now(),
+    capacity          integer CHECK (capacity >= 0),  -- NULL: routing_settings.default_capacity
+    last_turn         bigint NOT NULL DEFAULT 0       -- round-robin: the lowest turn goes next
+);
+
+-- Open /ws/agent connections, per hub process, kept alive by a heartbeat;
+-- a process that dies leaves rows whose heartbeat goes stale.
+CREATE TABLE agent_connections (
+    id           bigserial PRIMARY KEY,
+    agent_id     bigint NOT NULL REFERENCES agents ON DELETE CASCADE,
+    process_id   text NOT NULL,
+    status       text NOT NULL DEFAULT 'online' CHECK (status IN ('online', 'away')),
+    connected_at timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX agent_connections_agent_idx ON agent_connections (agent_id);
+CREATE INDEX agent_connections_process_idx ON agent_connections (process_id);
+
+-- A conversation as routing sees it: its team, its place in the queue, its priority
+-- (0 normal, 1 high: VIP, 2 urgent: an SLA was breached).
+CREATE TABLE conversation_routing (
+    conversation_id bigint PRIMARY KEY REFERENCES conversations ON DELETE CASCADE,
+    team_id         bigint REFERENCES teams ON DELETE SET NULL,
+    queued_at       timestamptz NOT NULL,
+    priority        smallint NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 2)
+);
+CREATE INDEX conversation_routing_team_idx ON conversation_routing (team_id, priority DESC, queued_at);
+CREATE INDEX conversations_unassigned_open_idx ON conversations (id) WHERE assignee_id IS NULL AND status = 'open';
+
+-- Targets per team and client segment ('' / NULL: any). Seconds of business time.
+CREATE TABLE sla_policies (
+    id                     bigserial PRIMARY KEY,
+    name                   text NOT NULL UNIQUE,
+    team_id                bigint REFERENCES teams ON DELETE CASCADE,
+    segment                text NOT NULL DEFAULT '',
+    first_response_seconds integer CHECK (first_response_seconds > 0),
+    next_response_seconds  integer CHECK (next_response_seconds > 0),
+    resolution_seconds     integer CHECK (resolution_seconds > 0),
+    business_hours_id      bigint REFERENCES business_hours ON DELETE SET NULL,
+    created_at             timestamptz NOT NULL DEFAULT now()
+);
+
+-- A running or finished SLA clock: one per conversation and metric; a new
+-- waiting period (next_response) restarts it.
+CREATE TABLE sla_clocks (
+    conversation_id bigint NOT NULL REFERENCES conversations ON DELETE CASCADE,
+    metric          text NOT NULL CHECK (metric IN ('first_response', 'next_response', 'resolution')),
+    policy_id       bigint REFERENCES sla_policies ON DELETE SET NULL,
+    started_at      timestamptz NOT NULL,
+    due_at          timestamptz NOT NULL,
+    stopped_at      timestamptz,
+    breached_at     timestamptz,
+    PRIMARY KEY (conversation_id, metric)
+);
+CREATE INDEX sla_clocks_due_idx ON sla_clocks (due_at) WHERE stopped_at IS NULL AND breached_at IS NULL;
+
+-- Every breach, for reports (the sla.breached event tells the live inbox).
+CREATE TABLE sla_breaches (
+    id              bigserial PRIMARY KEY,
+    conversation_id bigint NOT NULL REFERENCES conversations ON DELETE CASCADE,
+    metric          text NOT NULL,
+    policy_id       bigint REFERENCES sla_policies ON DELETE SET NULL,
+    team_id         bigint REFERENCES teams ON DELETE SET NULL,
+    assignee_id     bigint REFERENCES agents,
+    started_at      timestamptz NOT NULL,
+    due_at          timestamptz NOT NULL,
+    breached_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (conversation_id, metric, started_at)
+);
+CREATE INDEX sla_breaches_at_idx ON sla_breaches (breached_at);
+
+-- "A VIP hears from us every 14 days": clients of the segment (or tag) with no
+-- reply from us for that long are due for contact.
+CREATE TABLE contact_rules (
+    id         bigserial PRIMARY KEY,
+    segment    text NOT NULL UNIQUE CHECK (segment <> ''),
+    every_days integer NOT NULL CHECK (every_days > 0),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
