@@ -44,6 +44,13 @@ class TokenBucket:
         self._full_at = max(self._full_at, now) + 1 / self.rate
         return wait
 
+    def allow(self) -> bool:
+        """Take a token if one is there now; False (taking nothing) otherwise."""
+        if self.delay() > 0:
+            return False
+        self.take()
+        return True
+
     def pause(self, seconds: float) -> None:
         """No token before `seconds` from now (the channel said "retry after")."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)

@@ -16,7 +16,6 @@ import secrets
 import uuid
 from typing import Any, ClassVar
 
-from connectors.registry import register
 from hub.types import BlobStore, ChannelAccount, InboundSink, OutboundMessage, SendResult
 
 
@@ -39,8 +38,6 @@ class WidgetConnector:
     async def close(self) -> None:
         return None
 
-
-register(WidgetConnector)
 
 
 def new_signing_key() -> str:

@@ -19,6 +19,7 @@ import asyncpg
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from connectors.ratelimit import KeyedRateLimiter
 from connectors.widget import issue_visitor_token, verify_visitor_token
 from hub.events import publish_ephemeral
 from hub.types import JSON, InboundMessage, Sender
@@ -26,7 +27,6 @@ from inbox.clients import merge_clients
 from inbox.ingest import ingest
 from inbox.views import MESSAGE_SELECT, fetch_message, message_json
 from web.http import hub_of
-from web.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ CLOSE_RATE_LIMITED = 4429
 HISTORY_LIMIT = 200
 MAX_TEXT = 10_000
 
-_connects = TokenBucket(rate=0.5, burst=20)  # per client address
-_messages = TokenBucket(rate=1.0, burst=10)  # per visitor
+# Per process: behind a load balancer each process allows its own share.
+_connects = KeyedRateLimiter(rate=0.5, burst=20, max_keys=100_000)  # per client address
+_messages = KeyedRateLimiter(rate=1.0, burst=10, max_keys=100_000)  # per visitor
 
 
 def widget_message(m: JSON) -> JSON:
@@ -166,7 +167,7 @@ class VisitorSession:
         if len(text) > MAX_TEXT:
             await self.ws.send_json({"type": "error", "reason": f"message longer than {MAX_TEXT} characters", "client_msg_id": client_msg_id})
             return
-        if not _messages.allow(self.visitor_id):
+        if not _messages.bucket(self.visitor_id).allow():
             await self.ws.send_json({"type": "error", "reason": "too many messages; slow down", "client_msg_id": client_msg_id})
             return
         result = await ingest(
@@ -235,7 +236,7 @@ async def widget_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     hub = hub_of(websocket)
     address = websocket.client.host if websocket.client else "?"
-    if not _connects.allow(address):
+    if not _connects.bucket(address).allow():
         await websocket.close(CLOSE_RATE_LIMITED, "too many connections; try again later")
         return
     raw_channel = websocket.query_params.get("channel", "")
