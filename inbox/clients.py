@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncpg
 
-from hub.errors import Conflict, NotFound, OmnihubError
+from hub.errors import NotFound, OmnihubError
 from hub.events import TIMELINE_TYPES, event_json, publish
 from hub.types import JSON
+from inbox import audit, merge, suggestions
 from inbox.conversations import decode_cursor, encode_cursor
-from inbox.views import CONVERSATION_SELECT, conversation_json, iso
+from inbox.notes import NOTE_SELECT
+from inbox.views import CONVERSATION_SELECT, conversation_json, iso, note_json
 
 TIMELINE_LIMIT = 500
+NOTES_LIMIT = 200
+# The card also shows undone merges (hub.events.TIMELINE_TYPES is the shared list; this adds to it).
+CARD_TIMELINE_TYPES = (*TIMELINE_TYPES, *(t for t in ("client.merged", "client.unmerged") if t not in TIMELINE_TYPES))
 
-
-CLIENT_COLUMNS = "id, name, email, phone, segment, tags, created_at"
-EDITABLE = ("name", "email", "phone", "segment", "tags")
+CLIENT_COLUMNS = "id, name, email, phone, segment, tags, custom_fields, first_touch, created_at"
+EDITABLE = ("name", "email", "phone", "segment", "tags", "custom_fields")
+MAX_CUSTOM_FIELDS = 50
 
 
 def client_json(r: asyncpg.Record) -> JSON:
     return {
         "id": r["id"], "name": r["name"], "email": r["email"], "phone": r["phone"],
-        "segment": r["segment"], "tags": list(r["tags"]), "created_at": iso(r["created_at"]),
+        "segment": r["segment"], "tags": list(r["tags"]), "custom_fields": r["custom_fields"],
+        "first_touch": r["first_touch"], "created_at": iso(r["created_at"]),
     }
 
 
@@ -62,8 +68,13 @@ async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
         "  SELECT * FROM events WHERE client_id = $1 AND type = ANY($2::text[]) ORDER BY id DESC LIMIT $3"
         ") e ORDER BY id",
         client_id,
-        list(TIMELINE_TYPES),
+        list(CARD_TIMELINE_TYPES),
         TIMELINE_LIMIT,
+    )
+    notes = await pool.fetch(
+        f"SELECT * FROM ({NOTE_SELECT} WHERE n.client_id = $1 ORDER BY n.id DESC LIMIT $2) n ORDER BY id",
+        client_id,
+        NOTES_LIMIT,
     )
     return {
         **client_json(row),
@@ -79,64 +90,62 @@ async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
         ],
         "conversations": [conversation_json(c) for c in conversations],
         "timeline": [event_json(e) for e in events],
+        "notes": [note_json(n) for n in notes],
+        "merges": await merge.merges_of(pool, client_id),
     }
 
 
+def _custom_fields(value: object, current: JSON) -> JSON:
+    """A JSON merge patch of the card's custom fields: a key set to null is removed."""
+    if not isinstance(value, dict):
+        raise OmnihubError("custom_fields must be an object of field name → string, number or boolean")
+    fields = dict(current)
+    for key, v in value.items():
+        if not key.strip() or len(key) > 100:
+            raise OmnihubError("a custom field's name must be 1-100 characters")
+        if v is None:
+            fields.pop(key, None)
+        elif (isinstance(v, str) and len(v) <= 2000) or isinstance(v, bool | int | float):
+            fields[key] = v
+        else:
+            raise OmnihubError(f"custom field {key!r} must be a string (up to 2000 characters), number, boolean or null")
+    if len(fields) > MAX_CUSTOM_FIELDS:
+        raise OmnihubError(f"a card holds at most {MAX_CUSTOM_FIELDS} custom fields")
+    return fields
+
+
 async def update_client(pool: asyncpg.Pool, *, client_id: int, changes: JSON, agent: JSON) -> JSON:
-    fields = {k: v for k, v in changes.items() if k in EDITABLE}
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise OmnihubError(f"unknown client fields: {', '.join(sorted(unknown))}")
-    if not all(isinstance(v, str) for k, v in fields.items() if k != "tags"):
+    fields = dict(changes)
+    if not all(isinstance(v, str) for k, v in fields.items() if k in ("name", "email", "phone", "segment")):
         raise OmnihubError("name, email, phone and segment must be strings")
     tags = fields.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
         raise OmnihubError("tags must be a list of non-empty strings")
     async with pool.acquire() as conn, conn.transaction():
-        sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(fields))
-        if sets:
-            found = await conn.fetchval(
-                f"UPDATE clients SET {sets}, updated_at = now() WHERE id = $1 AND merged_into IS NULL RETURNING id",
-                client_id,
-                *fields.values(),
-            )
-            if found is None:
-                raise NotFound(f"client {client_id} does not exist")
+        current = await conn.fetchrow(
+            "SELECT custom_fields FROM clients WHERE id = $1 AND merged_into IS NULL FOR NO KEY UPDATE", client_id
+        )
+        if current is None:
+            raise NotFound(f"client {client_id} does not exist")
+        if "custom_fields" in fields:
+            fields["custom_fields"] = _custom_fields(fields["custom_fields"], current["custom_fields"])
+        if fields:
+            sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(fields))
+            await conn.execute(f"UPDATE clients SET {sets}, updated_at = now() WHERE id = $1", client_id, *fields.values())
             await publish(
                 conn, "client.updated", data={"changes": fields}, client_id=client_id,
                 actor={"id": agent["id"], "name": agent["name"]},
             )
+            await audit.record(conn, agent=agent, action=audit.CLIENT_UPDATE, client_id=client_id, details={"changes": fields})
+            if "name" in fields or "phone" in fields:
+                await suggestions.for_client(conn, client_id)
     return await client_card(pool, client_id)
 
 
 async def merge_clients(pool: asyncpg.Pool, *, client_id: int, other_id: int, agent: JSON | None) -> JSON:
-    """Fold `other_id` into `client_id`: its identities, conversations, notes and timeline move over."""
-    if client_id == other_id:
-        raise Conflict("a client cannot be merged into itself")
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            "SELECT id, merged_into FROM clients WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-            [client_id, other_id],
-        )
-        found = {r["id"]: r for r in rows}
-        for cid in (client_id, other_id):
-            if cid not in found or found[cid]["merged_into"] is not None:
-                raise NotFound(f"client {cid} does not exist")
-        for table in ("identities", "conversations", "notes", "events"):
-            await conn.execute(f"UPDATE {table} SET client_id = $1 WHERE client_id = $2", client_id, other_id)
-        await conn.execute(
-            "UPDATE clients SET merged_into = $1, updated_at = now() WHERE id = $2", client_id, other_id
-        )
-        await conn.execute(
-            "UPDATE clients SET updated_at = now(),"
-            " email = CASE WHEN email = '' THEN (SELECT email FROM clients WHERE id = $2) ELSE email END,"
-            " phone = CASE WHEN phone = '' THEN (SELECT phone FROM clients WHERE id = $2) ELSE phone END"
-            " WHERE id = $1",
-            client_id,
-            other_id,
-        )
-        await publish(
-            conn, "client.merged", data={"merged_client_id": other_id}, client_id=client_id,
-            actor={"id": agent["id"], "name": agent["name"]} if agent else None,
-        )
+    """Fold `other_id` into `client_id` (either card may survive: the caller chooses); the survivor's card."""
+    await merge.merge_clients(pool, survivor_id=client_id, merged_id=other_id, agent=agent)
     return await client_card(pool, client_id)

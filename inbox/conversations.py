@@ -10,6 +10,7 @@ import asyncpg
 from hub.errors import NotFound, OmnihubError
 from hub.events import publish
 from hub.types import CONVERSATION_STATUSES, JSON
+from inbox import audit
 from inbox.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_json, fetch_conversation, message_json
 
 
@@ -95,9 +96,9 @@ async def get_conversation(pool: asyncpg.Pool, conversation_id: int) -> JSON:
 
 
 async def list_messages(
-    pool: asyncpg.Pool, conversation_id: int, *, limit: int = 50, cursor: str | None = None
+    pool: asyncpg.Pool, conversation_id: int, *, limit: int = 50, cursor: str | None = None, agent: JSON | None = None
 ) -> tuple[list[JSON], str | None]:
-    await get_conversation(pool, conversation_id)
+    conv = await get_conversation(pool, conversation_id)
     after = 0
     if cursor:
         (value,) = decode_cursor(cursor, 1)
@@ -112,6 +113,8 @@ async def list_messages(
     )
     items = [message_json(r) for r in rows[:limit]]
     next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+    if cursor is None:  # opening the conversation, not paging through it
+        await audit.record(pool, agent=agent, action=audit.READ, conversation_id=conversation_id, client_id=conv["client_id"])
     return items, next_cursor
 
 
@@ -140,6 +143,10 @@ async def set_status(
             conn, "conversation.status",
             data={"conversation": conv, "from": row["previous"], "to": status},
             client_id=row["client_id"], conversation_id=conversation_id, actor={"id": agent["id"], "name": agent["name"]},
+        )
+        await audit.record(
+            conn, agent=agent, action=audit.STATUS, conversation_id=conversation_id, client_id=row["client_id"],
+            details={"from": row["previous"], "to": status},
         )
     assert conv is not None
     return conv

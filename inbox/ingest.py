@@ -12,6 +12,7 @@ import asyncpg
 
 from hub.events import publish
 from hub.types import Cursor, InboundMessage, IngestResult, Sender
+from inbox import first_touch, suggestions
 from inbox.views import fetch_conversation, fetch_message
 
 
@@ -22,7 +23,7 @@ async def ingest(pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
 
 async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult:
     """The ingest transaction's body, for callers that already hold a transaction."""
-    identity_id, client_id = await _identity(conn, m.channel_id, m.sender)
+    identity_id, client_id = await _identity(conn, m.channel_id, m.sender, m)
 
     existing = await conn.fetchrow(
         "SELECT id, conversation_id FROM messages WHERE channel_id = $1 AND external_id = $2",
@@ -63,6 +64,7 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         return IngestResult(row["id"], row["conversation_id"], client_id, created=False)
 
     if m.direction == "in":
+        await suggestions.from_message(conn, client_id=client_id, message_id=message_id, text=m.text)
         # A customer writing again reopens whatever state the conversation was in.
         await conn.execute(
             "UPDATE conversations SET last_activity_at = now(), unread_count = unread_count + 1,"
@@ -107,7 +109,7 @@ async def _apply_edit(conn: asyncpg.Connection, message_id: int, m: InboundMessa
     )
 
 
-async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender) -> tuple[int, int]:
+async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender, m: InboundMessage) -> tuple[int, int]:
     """The sender's identity and client, created on first contact; locked for this transaction.
 
     The row lock serialises concurrent messages from one sender, so they land
@@ -120,7 +122,7 @@ async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender) -
     )
     if row:
         if sender.phone or sender.email:  # details the person gave us (a shared contact) fill gaps on the card
-            await conn.execute(
+            filled = await conn.execute(
                 "UPDATE clients SET phone = CASE WHEN phone = '' THEN $2 ELSE phone END,"
                 " email = CASE WHEN email = '' THEN $3 ELSE email END, updated_at = now()"
                 " WHERE id = $1 AND ((phone = '' AND $2 <> '') OR (email = '' AND $3 <> ''))",
@@ -128,15 +130,21 @@ async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender) -
                 sender.phone,
                 sender.email,
             )
+            if filled != "UPDATE 0":  # a phone on the card now may match another card's name and phone
+                await suggestions.for_client(conn, row["client_id"])
         return row["id"], row["client_id"]
     client_id = await _linked_client(conn, sender)
     new_client = client_id is None
     if client_id is None:
         client_id = await conn.fetchval(
-            "INSERT INTO clients (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO clients (name, email, phone, first_touch) VALUES ($1, $2, $3,"
+            " jsonb_build_object('channel_id', $4::bigint, 'channel', (SELECT kind FROM channels WHERE id = $4), 'at', now())"
+            " || $5::jsonb) RETURNING id",
             sender.display_name or sender.username or sender.email or sender.external_id,
             sender.email,
             sender.phone,
+            channel_id,
+            first_touch.sources(m.raw),
         )
     identity_id = await conn.fetchval(
         "INSERT INTO identities (channel_id, external_id, client_id, display_name, username)"
@@ -163,14 +171,14 @@ async def _linked_client(conn: asyncpg.Connection, sender: Sender) -> int | None
     """An existing client this new identity provably belongs to: same e-mail or phone they gave us."""
     if sender.email:
         found: int | None = await conn.fetchval(
-            "SELECT id FROM clients WHERE lower(email) = lower($1) AND merged_into IS NULL ORDER BY id LIMIT 1",
+            "SELECT id FROM clients WHERE lower(email) = lower($1) AND merged_into IS NULL ORDER BY id LIMIT 1 FOR SHARE",
             sender.email,
         )
         if found:
             return found
     if sender.phone:
         found = await conn.fetchval(
-            "SELECT id FROM clients WHERE phone = $1 AND merged_into IS NULL ORDER BY id LIMIT 1", sender.phone
+            "SELECT id FROM clients WHERE phone = $1 AND merged_into IS NULL ORDER BY id LIMIT 1 FOR SHARE", sender.phone
         )
         if found:
             return found

@@ -7,6 +7,7 @@ import asyncpg
 from hub.errors import Conflict, NotFound
 from hub.events import publish
 from hub.types import JSON, Attachment
+from inbox import audit
 from inbox.views import fetch_conversation, fetch_message
 
 OUTBOX_CHANNEL = "omnihub_outbox"
@@ -46,6 +47,10 @@ async def send_reply(
             conn, "message.created", data={"message": message, "conversation": conversation},
             client_id=conv["client_id"], conversation_id=conversation_id, actor=_actor(agent),
         )
+        await audit.record(
+            conn, agent=agent, action=audit.REPLY, conversation_id=conversation_id, client_id=conv["client_id"],
+            details={"message_id": message_id},
+        )
         await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
     return message
 
@@ -71,6 +76,10 @@ async def retry_message(pool: asyncpg.Pool, *, message_id: int, agent: JSON) -> 
         await publish(
             conn, "message.status", data={"message": message},
             client_id=row["client_id"], conversation_id=row["conversation_id"], actor=_actor(agent),
+        )
+        await audit.record(
+            conn, agent=agent, action=audit.RETRY, conversation_id=row["conversation_id"], client_id=row["client_id"],
+            details={"message_id": message_id},
         )
         await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
     return message

@@ -45,7 +45,9 @@ async def get_conversation(request: Request) -> Response:
 @role("agent")
 async def list_messages(request: Request) -> Response:
     limit, cursor = paging(request)
-    items, next_cursor = await convs.list_messages(hub_of(request).pool, path_id(request), limit=limit, cursor=cursor)
+    items, next_cursor = await convs.list_messages(
+        hub_of(request).pool, path_id(request), limit=limit, cursor=cursor, agent=agent_of(request)
+    )
     return page(items, next_cursor)
 
 
