@@ -326,13 +326,11 @@ class VkConnector:
             out = from_id < 0 or bool(msg.get("out"))
         cmid = msg.get("conversation_message_id")
         external_id = f"{peer}:{cmid}" if cmid else f"id:{msg['id']}"
-        if edit:
-            external_id += f":edit:{update.get('event_id') or msg.get('update_time') or ts}"
         # Replies go to the person: the peer of a private dialog, the author in a chat.
         person = peer if out or peer < 2_000_000_000 else from_id
         name, profile = await self._user(person)
         attachments, flags = await self._attachments(sink, msg.get("attachments") or [])
-        if edit:
+        if edit:  # same external id: ingest updates the stored message and keeps the old text
             flags.append("edited")
         if out:
             flags.append("sent_from_vk")

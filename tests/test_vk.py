@@ -343,17 +343,17 @@ async def test_network_errors_are_retried(fake: FakeVk) -> None:
         assert not task.done()
 
 
-async def test_edit_is_kept_beside_the_original(fake: FakeVk) -> None:
+async def test_edit_carries_the_original_id(fake: FakeVk) -> None:
     sink = MemorySink()
     async with running(fake, sink):
         original = fake.user_writes(USER, "typo")
         await until(lambda: sink.messages, what="the original")
         fake.edit(original, "fixed")
-        await until(lambda: len(sink.messages) == 2, what="the edit")
-    first, edit = sink.messages.values()
+        await until(lambda: len(sink.ingested) == 2, what="the edit")
+    first, edit = sink.ingested
     assert (first.text, first.flags) == ("typo", ())
     assert (edit.text, edit.flags) == ("fixed", ("edited",))
-    assert edit.external_id.startswith(f"{first.external_id}:edit:")
+    assert edit.external_id == first.external_id  # ingest updates the stored message in place
 
 
 async def test_admin_reply_from_vk_is_outgoing_in_the_users_conversation(fake: FakeVk) -> None:
