@@ -241,6 +241,11 @@ function mountChrome() {
   });
   $("#banner-retry").addEventListener("click", () => socket && socket.reconnectNow());
   window.addEventListener("online", () => socket && socket.reconnectNow());
+  // Messages that arrived while the tab was hidden count as unread until it is seen.
+  document.addEventListener("visibilitychange", () => {
+    const conv = state.conversations.get(state.selectedId);
+    if (document.visibilityState === "visible" && conv?.unread_count) markRead(conv.id);
+  });
   installShortcuts({
     next: () => move(1),
     prev: () => move(-1),
