@@ -1,0 +1,203 @@
+"""`python -m bench.reads`: inbox list, client card and full-text search at 1 M conversations / 10 M messages.
+
+Seeds a scratch database with bench/seed.py (`--scale 1`: 1 M conversations,
+~10 M messages; takes several minutes — or point `--database-url` at a database
+seeded once with `python -m bench.seed`), starts a hub process and times GET
+requests one at a time, as an agent's browser makes them:
+
+- list: `/api/v1/conversations` first page; filtered (status, channel, assignee
+  and combinations); the next page via the cursor;
+- card: `/api/v1/clients/{id}` of the client of a random conversation (so
+  clients with many conversations come up as often as they do in an inbox);
+- search: `/api/v1/conversations?q=` with English and Russian words, phrases,
+  order numbers and client names.
+
+Baseline in the same run: the same inbox functions called directly on a pool
+in this process (SQL + row → JSON, no HTTP, no auth), so the table shows what
+the web layer adds. EXPLAIN ANALYZE of one query per kind goes into the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.common import (
+    HubProcess,
+    JSONDict,
+    agent_token,
+    loadavg,
+    machine,
+    pct,
+    scratch_database,
+    server_version,
+    summary_ms,
+    write_result,
+)
+from bench.seed import AGENTS, seed
+from hub import db
+from inbox.clients import client_card
+from inbox.conversations import list_conversations
+from inbox.views import CONVERSATION_SELECT
+
+FILTERS: list[dict[str, str]] = [
+    {"status": "open"},
+    {"status": "pending"},
+    {"channel": "telegram"},
+    {"channel": "email", "status": "open"},
+    {"assignee": "AGENT"},
+    {"assignee": "AGENT", "status": "open"},
+    {"assignee": "none"},
+    {"status": "snoozed", "channel": "widget"},
+]
+SEARCHES = [
+    "refund", "password", "parcel tracking", "subscription", "invoice", "coffee machine", "\"promo code\"",
+    "посылка", "пароль", "подписку", "возврат", "кофемашину", "доставка адрес", "лицензий",
+    "order 4217", "заказ 88123", "Иванов", "Taylor", "warranty", "курьер",
+]
+TARGETS_MS = {"list_first_page": 20, "list_filtered": 20, "list_next_page": 20, "card": 20, "search": 100}
+
+
+def params_for(kind: str, rng: random.Random, state: JSONDict) -> tuple[str, dict[str, str]]:
+    if kind == "list_first_page":
+        return "/api/v1/conversations", {}
+    if kind == "list_filtered":
+        f = dict(rng.choice(FILTERS))
+        if f.get("assignee") == "AGENT":
+            f["assignee"] = str(rng.randint(1, AGENTS))
+        return "/api/v1/conversations", f
+    if kind == "list_next_page":
+        return "/api/v1/conversations", {"cursor": state["cursor"]}
+    if kind == "card":
+        return f"/api/v1/clients/{rng.choice(state['client_ids'])}", {}
+    return "/api/v1/conversations", {"q": rng.choice(SEARCHES)}
+
+
+async def direct(pool: asyncpg.Pool, path: str, params: dict[str, str]) -> object:
+    if path.startswith("/api/v1/clients/"):
+        return await client_card(pool, int(path.rsplit("/", 1)[1]))
+    assignee: Any = params.get("assignee")
+    if assignee and assignee != "none":
+        assignee = int(assignee)
+    return await list_conversations(
+        pool, status=params.get("status"), channel=params.get("channel"), assignee=assignee,
+        q=params.get("q"), cursor=params.get("cursor"),
+    )
+
+
+async def timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await call()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+async def explain(pool: asyncpg.Pool) -> JSONDict:
+    """One EXPLAIN ANALYZE per query kind, for the README's notes."""
+    plans: JSONDict = {}
+    probes: dict[str, tuple[str, list[object]]] = {
+        "list_first_page": (CONVERSATION_SELECT + " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51", []),
+        "list_status_open": (
+            CONVERSATION_SELECT + " WHERE c.status = $1 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51", ["open"]
+        ),
+        "search_refund": (
+            CONVERSATION_SELECT + " WHERE (c.id IN (SELECT m.conversation_id FROM messages m WHERE m.search @@"
+            " (websearch_to_tsquery('english', $1) || websearch_to_tsquery('russian', $1)))"
+            " OR cl.name ILIKE '%' || $1 || '%' OR c.subject ILIKE '%' || $1 || '%')"
+            " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51",
+            ["refund"],
+        ),
+        "card_conversations_of_busiest_client": (
+            CONVERSATION_SELECT + " WHERE c.client_id = $1 ORDER BY c.id DESC", [1],
+        ),
+    }
+    async with pool.acquire() as conn:
+        for name, (sql, args) in probes.items():
+            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + str(sql), *list(args))
+            plans[name] = [r[0] for r in rows]
+    return plans
+
+
+async def run(args: argparse.Namespace) -> JSONDict:
+    rng = random.Random(5)
+    result: JSONDict = {"benchmark": "reads", "machine": machine(), "params": vars(args).copy()}
+    if args.database_url:
+        result["seed"] = {"database_url": args.database_url}
+        result["machine"]["postgres"] = await server_version(args.database_url)
+        await measure(args.database_url, args, rng, result)
+    else:
+        async with scratch_database("reads") as url:
+            result["machine"]["postgres"] = await server_version(url)
+            print(f"seeding scale {args.scale} …", flush=True)
+            result["seed"] = await seed(url, args.scale)
+            await measure(url, args, rng, result)
+    return result
+
+
+async def measure(url: str, args: argparse.Namespace, rng: random.Random, result: JSONDict) -> None:
+    async with db.open_pool(url, min_size=2, max_size=4) as pool, HubProcess(url) as hub:
+        counts = await pool.fetchrow(
+            "SELECT (SELECT count(*) FROM conversations) AS conversations,"
+            " (SELECT reltuples::bigint FROM pg_class WHERE relname = 'messages') AS messages_estimate"
+        )
+        result["data"] = dict(counts)
+        token = await agent_token(pool)
+        n_conv = counts["conversations"]
+        picks = [rng.randint(1, n_conv) for _ in range(args.requests)]
+        client_ids = [r["client_id"] for r in await pool.fetch(
+            "SELECT client_id FROM conversations WHERE id = ANY($1::bigint[])", picks)]
+        async with httpx.AsyncClient(base_url=hub.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+            first = (await http.get("/api/v1/conversations")).json()
+            state: JSONDict = {"cursor": first["next_cursor"], "client_ids": client_ids}
+            figures: JSONDict = {}
+            for kind in TARGETS_MS:
+                async def via_http(kind: str = kind) -> object:
+                    path, params = params_for(kind, rng, state)
+                    r = await http.get(path, params=params)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{path} {params}: {r.status_code} {r.text[:200]}")
+                    return r
+
+                async def via_pool(kind: str = kind) -> object:
+                    path, params = params_for(kind, rng, state)
+                    return await direct(pool, path, params)
+
+                await timed(args.warmup, via_http)
+                http_t = await timed(args.requests, via_http)
+                pool_t = await timed(args.requests, via_pool)
+                h, b = summary_ms(http_t), summary_ms(pool_t)
+                target = TARGETS_MS[kind]
+                figures[kind] = {
+                    "http": h, "direct_baseline": b, "target_p95_ms": target,
+                    "meets_target": pct([t * 1000 for t in http_t], 95) < target, "loadavg": loadavg()[0],
+                }
+                print(
+                    f"{kind:16} p50 {h['p50_ms']:7.1f} ms  p95 {h['p95_ms']:7.1f} ms  (direct p50 {b['p50_ms']:6.1f}"
+                    f" p95 {b['p95_ms']:6.1f})  target p95 < {target} ms: {'met' if figures[kind]['meets_target'] else 'MISSED'}"
+                    f"  (load {loadavg()[0]})",
+                    flush=True,
+                )
+        result["figures"] = figures
+        result["explain"] = await explain(pool)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.reads", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=float, default=1.0, help="seed size: 1.0 = 1 M conversations / ~10 M messages")
+    p.add_argument("--database-url", help="use this already seeded database (bench.seed) instead of seeding one")
+    p.add_argument("--requests", type=int, default=200, help="timed requests per query kind")
+    p.add_argument("--warmup", type=int, default=20)
+    write_result("reads", asyncio.run(run(p.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
