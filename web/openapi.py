@@ -61,11 +61,13 @@ SCHEMAS: dict[str, JSON] = {
         "actor": _obj({"id": _INT, "name": _STR}, nullable=True), "data": {"type": "object"}, "created_at": _TIME,
     }),
     "Client": _obj({"id": _INT, "name": _STR, "email": _STR, "phone": _STR, "segment": _STR,
-                    "tags": {"type": "array", "items": _STR}, "created_at": _TIME}),
+                    "tags": {"type": "array", "items": _STR}, "created_at": _TIME,
+                    "custom_fields": {"type": "object"}, "first_touch": {"type": "object"}},
+                   required=["id", "name", "email", "phone", "segment", "tags", "created_at"]),
     "ClientCard": {
         "allOf": [_ref("Client")],
         "type": "object",
-        "required": ["identities", "conversations", "timeline"],
+        "required": ["identities", "conversations", "timeline", "custom_fields", "first_touch", "notes", "merges"],
         "properties": {
             "identities": {"type": "array", "items": _obj({
                 "id": _INT, "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}),
@@ -73,6 +75,8 @@ SCHEMAS: dict[str, JSON] = {
             })},
             "conversations": {"type": "array", "items": _ref("Conversation")},
             "timeline": {"type": "array", "items": _ref("Event")},
+            "notes": {"type": "array", "items": _ref("Note")},
+            "merges": {"type": "array", "items": _ref("Merge")},
         },
     },
     "Report": _obj({"columns": {"type": "array", "items": _STR}, "items": {"type": "array", "items": {"type": "object"}},
@@ -147,7 +151,9 @@ PATHS: JSON = {
         "get": _op("The client card", "agent", {"200": _json(_ref("ClientCard"))}, parameters=_ID),
         "patch": _op("Edit the card", "agent", {"200": _json(_ref("ClientCard"))}, parameters=_ID,
                      requestBody=_body(_obj({"name": _STR, "email": _STR, "phone": _STR, "segment": _STR,
-                                             "tags": {"type": "array", "items": _STR}}, required=[]))),
+                                             "tags": {"type": "array", "items": _STR},
+                                             "custom_fields": {"type": "object", "description": "merge patch: null removes"}},
+                                            required=[]))),
     },
     "/api/v1/clients/{id}/merge": {"post": _op("Merge another client into this one", "agent", {"200": _json(_ref("ClientCard"))},
                                                parameters=_ID, requestBody=_body(_obj({"other_id": _INT})))},
@@ -162,6 +168,110 @@ PATHS: JSON = {
                                                       {"name": "to", "in": "query", "schema": _STR},
                                                       {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
 }
+
+
+# One card per person and history review (web/api_card.py, web/api_history.py, docs/history.md).
+_WHO = _obj({"id": _INT, "name": _STR}, nullable=True)
+_FORMAT = {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "txt"], "default": "json"}}
+_FILE = {"description": "the transcript", "content": {"text/csv": {}, "text/plain": {}}}
+_SEARCH_PARAMS = [
+    {"name": "q", "in": "query", "required": True, "schema": _STR,
+     "description": "words (web search syntax: \"a phrase\", or, -word); Russian and English stemming"},
+    {"name": "channel", "in": "query", "schema": _STR, "description": "channel id or kind"},
+    {"name": "agent", "in": "query", "schema": _STR,
+     "description": "agent id or `me`: written by them or in a conversation assigned to them"},
+    {"name": "tag", "in": "query", "schema": _STR, "description": "the client's tag"},
+    {"name": "from", "in": "query", "schema": _STR}, {"name": "to", "in": "query", "schema": _STR},
+    {"name": "status", "in": "query", "schema": {"enum": ["open", "pending", "resolved", "snoozed"]}},
+]
+_TRANSCRIPT_ITEM = _obj({
+    "kind": {"enum": ["message", "note"]}, "id": _INT, "created_at": _TIME,
+    "direction": {"enum": ["in", "out", None]},
+    "author": _obj({"type": {"enum": ["client", "agent", "channel"]}, "id": {"type": ["integer", "null"]}, "name": _STR}),
+    "status": {"type": ["string", "null"]}, "text": _STR, "attachments": {"type": "array", "items": _STR},
+})
+_CONVERSATION_TRANSCRIPT = _obj({"conversation": _ref("Conversation"),
+                                 "items": {"type": "array", "items": _TRANSCRIPT_ITEM}})
+SCHEMAS.update({
+    "Merge": _obj({
+        "id": _INT, "survivor": _obj({"id": _INT, "name": _STR}), "merged": _obj({"id": _INT, "name": _STR}),
+        "merged_by": _WHO, "merged_at": _TIME, "undone_by": _WHO, "undone_at": _NTIME,
+        "moved": _obj({"identity": _INT, "conversation": _INT, "note": _INT, "event": _INT}),
+    }),
+    "MergeSuggestion": _obj({
+        "id": _INT, "reason": {"enum": ["same_name_and_phone", "email_in_message"]}, "evidence": {"type": "object"},
+        "status": {"enum": ["pending", "confirmed", "dismissed"]},
+        "clients": {"type": "array", "minItems": 2, "maxItems": 2,
+                    "items": _obj({"id": _INT, "name": _STR, "email": _STR, "phone": _STR})},
+        "merge_id": {"type": ["integer", "null"]}, "decided_by": _WHO, "decided_at": _NTIME, "created_at": _TIME,
+    }),
+    "SearchHit": _obj({
+        "kind": {"enum": ["message", "note"]}, "id": _INT, "conversation_id": {"type": ["integer", "null"]},
+        "client": _obj({"id": _INT, "name": _STR}),
+        "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}, nullable=True),
+        "conversation_status": {"enum": ["open", "pending", "resolved", "snoozed", None]},
+        "direction": {"enum": ["in", "out", None]},
+        "author": _obj({"type": {"enum": ["client", "agent", "channel"]}, "id": {"type": ["integer", "null"]}, "name": _STR}),
+        "created_at": _TIME,
+        "headline": {"type": "string", "description": "HTML: the text escaped, matches in <mark>"},
+    }),
+    "AuditEntry": _obj({
+        "id": _INT, "agent": _WHO, "action": _STR, "conversation_id": {"type": ["integer", "null"]},
+        "client_id": {"type": ["integer", "null"]}, "details": {"type": "object"}, "created_at": _TIME,
+    }),
+})
+PATHS.update({
+    "/api/v1/clients/{id}/notes": {
+        "get": _op("Every note about the client (on the card and on its conversations)", "agent",
+                   {"200": _json(_list(_ref("Note")))}, parameters=_ID),
+        "post": _op("Add a note to the card itself", "agent", {"201": _json(_ref("Note"))}, parameters=_ID,
+                    requestBody=_body(_obj({"text": _STR}))),
+    },
+    "/api/v1/clients/{id}/merges": {"get": _op("Merges this card took part in, newest first", "agent",
+                                               {"200": _json(_list(_ref("Merge")))}, parameters=_ID)},
+    "/api/v1/merges/{id}/undo": {"post": _op("Undo a merge: the merged card and what it brought come back", "agent",
+                                             {"200": _json(_ref("Merge"))}, parameters=_ID)},
+    "/api/v1/merge-suggestions": {"get": _op("Pending merge suggestions", "agent",
+                                             {"200": _json(_list(_ref("MergeSuggestion")))}, parameters=_PAGING)},
+    "/api/v1/clients/{id}/merge-suggestions": {"get": _op(
+        "Pending merge suggestions for this card", "agent", {"200": _json(_list(_ref("MergeSuggestion")))},
+        parameters=[*_ID, *_PAGING])},
+    "/api/v1/merge-suggestions/{id}/confirm": {"post": _op(
+        "Merge the two cards (the older survives unless survivor_id says otherwise)", "agent",
+        {"200": _json(_ref("ClientCard"))}, parameters=_ID,
+        requestBody=_body(_obj({"survivor_id": _INT}, required=[])))},
+    "/api/v1/merge-suggestions/{id}/dismiss": {"post": _op(
+        "They are two people: never suggest this pair for this reason again", "agent",
+        {"200": _json(_ref("MergeSuggestion"))}, parameters=_ID)},
+    "/api/v1/search": {"get": _op(
+        "Full-text search over messages and notes, newest first, with highlights", "manager",
+        {"200": _json(_list(_ref("SearchHit")))}, parameters=[*_SEARCH_PARAMS, *_PAGING])},
+    "/api/v1/search/export": {"get": _op(
+        f"A search result with full texts (at most {10_000} hits; JSON says whether it was cut)", "manager",
+        {"200": {**_json(_obj({"query": {"type": "object"}, "truncated": {"type": "boolean"},
+                                "items": {"type": "array", "items": {"allOf": [_ref("SearchHit")],
+                                                                      "required": ["text"]}}})),
+                 **{"description": "the hits"}}, "x-other-formats": _FILE},
+        parameters=[*_SEARCH_PARAMS, _FORMAT])},
+    "/api/v1/conversations/{id}/transcript": {"get": _op(
+        "The conversation's messages and notes in order, as JSON, CSV or text", "manager",
+        {"200": _json(_CONVERSATION_TRANSCRIPT)}, parameters=[*_ID, _FORMAT])},
+    "/api/v1/clients/{id}/transcript": {"get": _op(
+        "Every conversation of the client, as JSON, CSV or text", "manager",
+        {"200": _json(_obj({
+            "client": _obj({"id": _INT, "name": _STR, "email": _STR, "phone": _STR}),
+            "notes": {"type": "array", "items": _TRANSCRIPT_ITEM},
+            "conversations": {"type": "array", "items": _CONVERSATION_TRANSCRIPT},
+        }))}, parameters=[*_ID, _FORMAT])},
+    "/api/v1/audit": {"get": _op(
+        "The audit log of agent actions, newest first", "manager", {"200": _json(_list(_ref("AuditEntry")))},
+        parameters=[{"name": "agent", "in": "query", "schema": _STR, "description": "agent id or `me`"},
+                    {"name": "action", "in": "query", "schema": _STR},
+                    {"name": "conversation", "in": "query", "schema": _INT},
+                    {"name": "client", "in": "query", "schema": _INT},
+                    {"name": "from", "in": "query", "schema": _STR}, {"name": "to", "in": "query", "schema": _STR},
+                    *_PAGING])},
+})
 
 
 def openapi_document() -> JSON:
