@@ -228,6 +228,20 @@ async def test_visitor_and_agent_talk_live_and_the_card_keeps_it(browser: Browse
     # Assign to me and resolve from the thread header; the list follows.
     await page.click("#assign-me")
     await expect(page.locator("#conv-assignee")).to_have_text("Assigned to Anna Agent")
+
+    # Filters and search ask the server; the list follows.
+    await page.click(".seg-btn[data-filter=mine]")
+    await expect(page.locator(".conv .conv-name")).to_have_text([re.compile("^Visitor ")])
+    await page.click(".seg-btn[data-filter=unassigned]")
+    await expect(page.locator(".conv")).to_have_count(3)
+    await page.click(".seg-btn[data-filter=all]")
+    await page.select_option("#filter-channel", label="Telegram bot")
+    await expect(page.locator(".conv .conv-name")).to_have_text(["Sophie Martin", "Мария Иванова"])
+    await page.select_option("#filter-channel", "")
+    await page.fill("#search", "invoice")
+    await expect(page.locator(".conv .conv-name")).to_have_text(["John Carter"])
+    await page.fill("#search", "")
+    await expect(page.locator(".conv")).to_have_count(4)
     await page.click("#resolve")
     await expect(page.locator("#conv-status")).to_have_text("Resolved")
     await expect(page.locator(".conv", has_text="I'll take two")).to_have_count(0)  # the Open filter drops it
@@ -451,6 +465,19 @@ async def test_inbox_goes_offline_says_so_and_misses_nothing(browser: Browser, d
     await expect(agent.page.locator(".conv", has_text="while the agent was offline")).to_have_count(1)
     await expect(agent.page.locator(".conv", has_text="a new conversation during the cut")).to_have_count(1)
     assert any("last_event_id=" in u for u in urls[1:]), urls
+
+    # Signing out leads back to the login form, and it stays there.
+    await agent.page.click("#logout")
+    await expect(agent.page.locator("#login-form")).to_be_visible()
+    await agent.page.reload()
+    await expect(agent.page.locator("#login-form")).to_be_visible()
+    await agent.page.fill("#login-email", demo.agent["email"])
+    await agent.page.fill("#login-password", "not the password")
+    await agent.page.click("#login-submit")
+    await expect(agent.page.locator("#login-error")).to_contain_text("Sign-in failed")
+    await agent.page.fill("#login-password", demo.agent["password"])
+    await agent.page.click("#login-submit")
+    await expect(agent.page.locator("#conn-dot")).to_have_attribute("data-state", "open")
 
     # Language switch: stored, and applied without a reload.
     await agent.page.select_option("#lang", "ru")
