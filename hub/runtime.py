@@ -19,6 +19,7 @@ from hub.migrate import migrate
 from hub.outbox import OutboxDispatcher
 from hub.supervisor import Supervisor
 from inbox.conversations import wake_snoozed
+from routing.loop import Routing
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Hub:
     blobs: PgBlobStore
     supervisor: Supervisor
     outbox: OutboxDispatcher
+    routing: Routing  # presence, queue, auto-assignment, SLA clocks (routing/loop.py)
 
 
 HOUSEKEEPING_SECONDS = 10.0
@@ -67,7 +69,7 @@ async def running_hub(config: Config, database_url: str, *, connectors: bool = T
     blobs = PgBlobStore(pool, config.max_attachment_bytes)
     supervisor = Supervisor(pool, database_url, blobs, poll_inbound=connectors)
     outbox = OutboxDispatcher(pool, listener, supervisor.connector_for, blobs)
-    hub = Hub(config, database_url, pool, listener, fanout, blobs, supervisor, outbox)
+    hub = Hub(config, database_url, pool, listener, fanout, blobs, supervisor, outbox, Routing(pool, fanout))
     chores: asyncio.Task[None] | None = None
     try:
         await listener.start()
@@ -75,12 +77,14 @@ async def running_hub(config: Config, database_url: str, *, connectors: bool = T
         await outbox.start()
         await supervisor.start()
         chores = asyncio.create_task(housekeeping(pool), name="housekeeping")
+        await hub.routing.start()
         yield hub
     finally:
         if chores is not None:
             chores.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await chores
+        await hub.routing.stop()
         await supervisor.stop()
         await outbox.stop()
         await fanout.stop()

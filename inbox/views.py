@@ -14,7 +14,8 @@ SELECT c.id, c.client_id, cl.name AS client_name, c.channel_id, ch.kind AS chann
        ch.name AS channel_name, c.subject, c.status, c.snoozed_until, c.assignee_id,
        a.name AS assignee_name, c.unread_count, c.created_at, c.last_activity_at,
        c.first_response_at, c.resolved_at,
-       lm.text AS last_text, lm.direction AS last_direction, lm.created_at AS last_created_at
+       lm.text AS last_text, lm.direction AS last_direction, lm.created_at AS last_created_at,
+       crt.team_id, crt_team.name AS team_name, coalesce(crt.priority, 0) AS priority, crt_sla.clocks AS sla_clocks
 FROM conversations c
 JOIN clients cl ON cl.id = c.client_id
 JOIN channels ch ON ch.id = c.channel_id
@@ -23,6 +24,13 @@ LEFT JOIN LATERAL (
     SELECT m.text, m.direction, m.created_at FROM messages m
     WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1
 ) lm ON true
+LEFT JOIN conversation_routing crt ON crt.conversation_id = c.id
+LEFT JOIN teams crt_team ON crt_team.id = crt.team_id
+LEFT JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_object('metric', k.metric, 'due_at', k.due_at, 'stopped_at', k.stopped_at,
+           'breached_at', k.breached_at, 'overdue', k.stopped_at IS NULL AND k.due_at <= now()) ORDER BY k.due_at) AS clocks
+    FROM sla_clocks k WHERE k.conversation_id = c.id
+) crt_sla ON true
 """
 
 MESSAGE_SELECT = """
@@ -60,6 +68,26 @@ def conversation_json(r: asyncpg.Record) -> JSON:
         "first_response_at": iso(r["first_response_at"]),
         "resolved_at": iso(r["resolved_at"]),
         "last_message": last,
+        # Routing (routing/): the team, queue priority and the SLA clock the inbox shows.
+        "team": {"id": r["team_id"], "name": r["team_name"]} if r["team_id"] else None,
+        "priority": PRIORITIES[r["priority"]],
+        "sla": sla_json(r["sla_clocks"]),
+    }
+
+
+PRIORITIES = ("normal", "high", "urgent")  # high: VIP client; urgent: an SLA was breached
+
+
+def sla_json(clocks: list[JSON] | None) -> JSON | None:
+    """The conversation's SLA clocks, and the one that falls due next (null: no policy applies)."""
+    if not clocks:
+        return None
+    running = [k for k in clocks if k["stopped_at"] is None and k["breached_at"] is None]
+    return {
+        "due_at": min((k["due_at"] for k in running), default=None),
+        "overdue": any(k["overdue"] for k in clocks),
+        "breached": [k["metric"] for k in clocks if k["breached_at"] is not None],
+        "clocks": clocks,
     }
 
 

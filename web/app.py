@@ -14,7 +14,17 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hub.runtime import Hub
-from web import api_auth, api_card, api_clients, api_conversations, api_history, api_reports, ws_agent, ws_widget
+from web import (
+    api_auth,
+    api_card,
+    api_clients,
+    api_conversations,
+    api_history,
+    api_reports,
+    api_routing,
+    ws_agent,
+    ws_widget,
+)
 from web.auth import TokenBackend
 from web.http import error, hub_of
 from web.openapi import openapi_document
@@ -76,6 +86,7 @@ def create_app(hub: Hub, *, demo_channel_id: int | None = None) -> Starlette:
         *api_reports.routes,
         *api_history.routes,
         *api_card.routes,
+        *api_routing.routes,
         *ws_agent.routes,
         *ws_widget.routes,
         *_webhook_routes(),

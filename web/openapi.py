@@ -41,6 +41,15 @@ SCHEMAS: dict[str, JSON] = {
         "assignee": _obj({"id": _INT, "name": _STR}, nullable=True), "unread_count": _INT,
         "created_at": _TIME, "last_activity_at": _TIME, "first_response_at": _NTIME, "resolved_at": _NTIME,
         "last_message": _obj({"text": _STR, "direction": {"enum": ["in", "out"]}, "created_at": _TIME}, nullable=True),
+        "team": _obj({"id": _INT, "name": _STR}, nullable=True),
+        "priority": {"enum": ["normal", "high", "urgent"]},
+        "sla": _obj({
+            "due_at": _NTIME, "overdue": {"type": "boolean"}, "breached": {"type": "array", "items": _STR},
+            "clocks": {"type": "array", "items": _obj({
+                "metric": {"enum": ["first_response", "next_response", "resolution"]}, "due_at": _TIME,
+                "stopped_at": _NTIME, "breached_at": _NTIME, "overdue": {"type": "boolean"},
+            })},
+        }, nullable=True),
     }),
     "Attachment": _obj({"sha256": _STR, "filename": _STR, "content_type": _STR, "size": _INT, "kind": _STR, "url": _STR}),
     "Message": _obj({
@@ -79,6 +88,37 @@ SCHEMAS: dict[str, JSON] = {
             "merges": {"type": "array", "items": _ref("Merge")},
         },
     },
+    "Team": _obj({
+        "id": _INT, "name": _STR, "auto_assign": {"type": "boolean"},
+        "members": {"type": "array", "items": _obj({"id": _INT, "name": _STR, "role": _STR})},
+        "channels": {"type": "array", "items": _obj({"id": _INT, "kind": _STR, "name": _STR})}, "created_at": _TIME,
+    }),
+    "Presence": _obj({
+        "agent": _obj({"id": _INT, "name": _STR, "role": _STR}), "status": {"enum": ["online", "away", "offline"]},
+        "last_seen_at": _NTIME, "status_changed_at": _NTIME, "capacity": _INT, "open_conversations": _INT,
+        "team_ids": {"type": "array", "items": _INT},
+    }),
+    "RoutingSettings": _obj({"offline_grace_seconds": _INT, "return_on_offline": {"type": "boolean"},
+                             "default_capacity": _INT}),
+    "QueueEntry": _obj({"position": _INT, "vip": {"type": "boolean"}, "waiting_since": _TIME,
+                        "conversation": _ref("Conversation")}),
+    "SlaPolicy": _obj({
+        "id": _INT, "name": _STR, "team_id": {"type": ["integer", "null"]}, "segment": _STR,
+        "first_response_seconds": {"type": ["integer", "null"]}, "next_response_seconds": {"type": ["integer", "null"]},
+        "resolution_seconds": {"type": ["integer", "null"]}, "business_hours_id": {"type": ["integer", "null"]},
+        "created_at": _TIME,
+    }),
+    "BusinessHours": _obj({
+        "id": _INT, "name": _STR, "time_zone": _STR,
+        "schedule": {"type": "object", "additionalProperties": {"type": "array", "items": {
+            "type": "array", "items": _STR, "minItems": 2, "maxItems": 2}}},
+        "holidays": {"type": "array", "items": {"type": "string", "format": "date"}}, "created_at": _TIME,
+    }),
+    "ContactRule": _obj({"id": _INT, "segment": _STR, "every_days": _INT, "created_at": _TIME}),
+    "DueForContact": _obj({
+        "client": _ref("Client"), "rule": _obj({"id": {"type": ["integer", "null"]}, "segment": _STR, "every_days": _INT}),
+        "last_contact_at": _NTIME, "due_at": _TIME,
+    }),
     "Report": _obj({"columns": {"type": "array", "items": _STR}, "items": {"type": "array", "items": {"type": "object"}},
                     "next_cursor": {"type": "null"}}),
 }
@@ -168,6 +208,78 @@ PATHS: JSON = {
                                                       {"name": "to", "in": "query", "schema": _STR},
                                                       {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
 }
+
+_OK = {"200": _json(_obj({"ok": {"type": "boolean"}}))}
+_PERIOD = [{"name": "from", "in": "query", "schema": _STR}, {"name": "to", "in": "query", "schema": _STR},
+           {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}]
+_IDS = {"type": "array", "items": _INT}
+_SECONDS = {"type": ["integer", "null"], "minimum": 1}
+
+# Routing and regulations (web/api_routing.py, docs/routing.md).
+PATHS.update({
+    "/api/v1/teams": {
+        "get": _op("Teams with their members and channels", "agent", {"200": _json(_list(_ref("Team")))}),
+        "post": _op("Create a team", "admin", {"201": _json(_ref("Team"))}, requestBody=_body(_obj(
+            {"name": _STR, "auto_assign": {"type": "boolean"}, "agent_ids": _IDS, "channel_ids": _IDS}, required=["name"]))),
+    },
+    "/api/v1/teams/{id}": {
+        "get": _op("One team", "agent", {"200": _json(_ref("Team"))}, parameters=_ID),
+        "patch": _op("Rename, switch auto-assignment, replace members or channels (a channel serves one team)", "admin",
+                     {"200": _json(_ref("Team"))}, parameters=_ID, requestBody=_body(_obj(
+                         {"name": _STR, "auto_assign": {"type": "boolean"}, "agent_ids": _IDS, "channel_ids": _IDS},
+                         required=[]))),
+        "delete": _op("Delete a team", "admin", _OK, parameters=_ID),
+    },
+    "/api/v1/presence": {"get": _op("Every agent's presence, capacity and open conversations", "agent",
+                                    {"200": _json(_list(_ref("Presence")))})},
+    "/api/v1/presence/{id}/capacity": {"put": _op(
+        "An agent's capacity (most open conversations auto-assignment gives them; null: the default)", "admin",
+        {"200": _json(_ref("Presence"))}, parameters=_ID,
+        requestBody=_body(_obj({"capacity": {"type": ["integer", "null"], "minimum": 0}})))},
+    "/api/v1/routing/settings": {
+        "get": _op("Routing settings", "agent", {"200": _json(_ref("RoutingSettings"))}),
+        "patch": _op("Change routing settings", "admin", {"200": _json(_ref("RoutingSettings"))},
+                     requestBody=_body(_obj({"offline_grace_seconds": _INT, "return_on_offline": {"type": "boolean"},
+                                             "default_capacity": _INT}, required=[]))),
+    },
+    "/api/v1/queue": {"get": _op(
+        "Open conversations nobody has, in the order they are handed out (VIP and escalated first)", "agent",
+        {"200": _json(_list(_ref("QueueEntry")))},
+        parameters=[{"name": "team", "in": "query", "schema": _STR, "description": "team id or `none`"}, *_PAGING])},
+    "/api/v1/conversations/{id}/take": {"post": _op(
+        "Take the conversation (from the queue or from a colleague)", "agent", {"200": _json(_ref("Conversation"))},
+        parameters=_ID)},
+    "/api/v1/sla/policies": {
+        "get": _op("SLA policies", "agent", {"200": _json(_list(_ref("SlaPolicy")))}),
+        "post": _op("Add an SLA policy (targets in seconds of business time)", "admin", {"201": _json(_ref("SlaPolicy"))},
+                    requestBody=_body(_obj({
+                        "name": _STR, "team_id": {"type": ["integer", "null"]}, "segment": _STR,
+                        "first_response_seconds": _SECONDS, "next_response_seconds": _SECONDS,
+                        "resolution_seconds": _SECONDS, "business_hours_id": {"type": ["integer", "null"]},
+                    }, required=["name"]))),
+    },
+    "/api/v1/sla/policies/{id}": {"delete": _op("Delete an SLA policy", "admin", _OK, parameters=_ID)},
+    "/api/v1/business-hours": {
+        "get": _op("Business hours", "agent", {"200": _json(_list(_ref("BusinessHours")))}),
+        "post": _op("Add business hours", "admin", {"201": _json(_ref("BusinessHours"))}, requestBody=_body(_obj({
+            "name": _STR, "time_zone": _STR, "schedule": {"type": "object"},
+            "holidays": {"type": "array", "items": _STR}}, required=["name", "time_zone", "schedule"]))),
+    },
+    "/api/v1/business-hours/{id}": {"delete": _op("Delete business hours", "admin", _OK, parameters=_ID)},
+    "/api/v1/reports/sla-breaches": {"get": _op("SLA breaches", "manager", {"200": _json(_ref("Report"))},
+                                                parameters=_PERIOD)},
+    "/api/v1/contact-rules": {
+        "get": _op("Contact cadence rules", "agent", {"200": _json(_list(_ref("ContactRule")))}),
+        "post": _op("Add a contact cadence rule", "admin", {"201": _json(_ref("ContactRule"))},
+                    requestBody=_body(_obj({"segment": _STR, "every_days": {"type": "integer", "minimum": 1}}))),
+    },
+    "/api/v1/contact-rules/{id}": {"delete": _op("Delete a contact cadence rule", "admin", _OK, parameters=_ID)},
+    "/api/v1/clients/due-for-contact": {"get": _op(
+        "Clients with no contact from us for their rule's days", "agent", {"200": _json(_list(_ref("DueForContact")))},
+        parameters=[{"name": "segment", "in": "query", "schema": _STR},
+                    {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                     "description": "with segment: an ad-hoc rule instead of the stored ones"}, *_PAGING])},
+})
 
 
 # One card per person and history review (web/api_card.py, web/api_history.py, docs/history.md).

@@ -53,6 +53,8 @@ async def agent_socket(websocket: WebSocket) -> None:
     def deliver(event: JSON) -> None:
         if event.get("audience", "agents") != "agents":
             return
+        if event.get("type") == "agent.presence" and event.get("agent_id") == user.agent["id"]:
+            return  # others hear that this agent came online; the agent knows
         if queue.qsize() >= QUEUE_LIMIT:
             overflow.set()
             return
@@ -62,7 +64,9 @@ async def agent_socket(websocket: WebSocket) -> None:
     # event is either in the replay range or arrives live, never both.
     upto = hub.fanout.high_water
     sub = hub.fanout.subscribe(deliver)
+    presence_id: int | None = None
     try:
+        presence_id = await hub.routing.presence.connect(user.agent["id"])  # online while this socket lives
         await websocket.send_json({"type": "hello", "agent": user.agent, "last_event_id": upto})
         if last_seen is not None:
             after = last_seen
@@ -73,14 +77,19 @@ async def agent_socket(websocket: WebSocket) -> None:
                 for event in batch:
                     await websocket.send_json(event)
                 after = batch[-1]["id"]
-        await _pump(websocket, queue, overflow, user.agent)
+        await _pump(websocket, queue, overflow, user.agent, presence_id)
     except (WebSocketDisconnect, _Overflow):
         pass
     finally:
         hub.fanout.unsubscribe(sub)
+        if presence_id is not None:
+            with contextlib.suppress(Exception):
+                await hub.routing.presence.disconnect(presence_id)
 
 
-async def _pump(websocket: WebSocket, queue: asyncio.Queue[JSON], overflow: asyncio.Event, agent: JSON) -> None:
+async def _pump(
+    websocket: WebSocket, queue: asyncio.Queue[JSON], overflow: asyncio.Event, agent: JSON, presence_id: int
+) -> None:
     async def send() -> None:
         while True:
             event = await queue.get()
@@ -107,6 +116,8 @@ async def _pump(websocket: WebSocket, queue: asyncio.Queue[JSON], overflow: asyn
                     {"type": "agent.typing", "audience": "visitors", "conversation_id": msg["conversation_id"],
                      "agent": agent["name"]},
                 )
+            elif msg.get("type") == "presence" and msg.get("status") in ("online", "away"):
+                await hub_of(websocket).routing.presence.set_status(presence_id, msg["status"])
 
     async def watch_overflow() -> None:
         await overflow.wait()
