@@ -187,7 +187,18 @@ function onConversationEvent(conv) {
   const before = state.conversations.has(conv.id);
   const changed = upsertConversation(conv);
   thread.setConversation(conv);
-  if (changed || before) renderList();
+  if (changed || before) renderListSoon();
+}
+
+// A resume can replay hundreds of events at once: draw the list once per burst.
+// (A timer, not requestAnimationFrame, so a background tab's title still counts.)
+let listTimer = null;
+function renderListSoon() {
+  if (listTimer !== null) return;
+  listTimer = setTimeout(() => {
+    listTimer = null;
+    renderList();
+  }, 30);
 }
 
 let bannerTimer = null;
