@@ -93,6 +93,9 @@ class _Imap:
         lost = asyncio.ensure_future(self._lost.wait())
         try:
             done, _ = await asyncio.wait({task, lost}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled: take the pending command down with us
+            task.cancel()
+            raise
         finally:
             lost.cancel()
         if task in done:
@@ -177,6 +180,9 @@ class _Imap:
         if not self._lost.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.call(self.client.logout()), 2)
+        transport = self.client.protocol.transport
+        if transport is not None:
+            transport.close()
 
 
 def imap_date(when: dt.datetime) -> str:
@@ -334,7 +340,7 @@ class EmailConnector:
             "email channel %s: backfilling %d mails since %s from %s", self.account.id, len(uids), since, self.mailbox
         )
         if not uids:
-            last = max(uidnext - 1, 0)
+            last = uidnext - 1 if uidnext else max(await imap.search_uids("ALL"), default=0)
             await sink.set_cursor(Cursor(key, f"{uidvalidity}:{last}"))
             return last
         last = await self._ingest_uids(imap, sink, key, uidvalidity, uids, progress=True)
@@ -392,7 +398,7 @@ class EmailConnector:
                 html=_link_inline_images(mail.html, cids),
                 subject=mail.subject,
                 attachments=tuple(attachments),
-                sent_at=mail.date,
+                sent_at=_plausible(mail.date),
                 thread_refs=refs,
                 new_thread=not refs and not automatic,
                 flags=mail.flags,
@@ -512,6 +518,13 @@ def _link_inline_images(sanitized: str, cids: Mapping[str, str]) -> str:
         lambda m: f'src="{BLOB_URL}{cids[m.group(1)]}"' if m.group(1) in cids else m.group(0),
         sanitized,
     )
+
+
+def _plausible(date: dt.datetime | None) -> dt.datetime | None:
+    """The sender's Date, unless their clock is obviously wrong (then: when we received it)."""
+    if date is None or date > dt.datetime.now(dt.UTC) + dt.timedelta(hours=1) or date.year < 1990:
+        return None
+    return date
 
 
 def _refused(code: int, text: str, recipient: str) -> Exception:
