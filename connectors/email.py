@@ -219,30 +219,35 @@ class EmailConnector:
     kind: ClassVar[str] = "email"
 
     def __init__(self, account: ChannelAccount) -> None:
+        # Never raises: a bad setting is reported by check(), run() and send(), where someone sees it.
         self.account = account
         s = account.settings
         missing = [k for k in ("address", "imap_host", "imap_port", "smtp_host", "smtp_port") if not s.get(k)]
+        self.security = str(s.get("security") or "ssl")
+        self.problem = ""
         if missing:
-            raise ConfigError(f"e-mail channel {account.name!r} is missing settings: {', '.join(missing)}")
-        self.security = str(s.get("security", "ssl"))
-        if self.security not in SECURITY:
-            raise ConfigError(f"e-mail security must be one of {', '.join(SECURITY)}, not {self.security!r}")
-        self.address = str(s["address"])
+            self.problem = f"e-mail channel {account.name!r} is missing settings: {', '.join(missing)}"
+        elif self.security not in SECURITY:
+            self.problem = f"e-mail security must be one of {', '.join(SECURITY)}, not {self.security!r}"
+        self.address = str(s.get("address", ""))
         self.mailbox = str(s.get("mailbox") or "INBOX")
-        self.backfill_days = int(s.get("backfill_days", 30))
-        self.poll_seconds = float(s.get("poll_seconds", 60))
-        self.idle_seconds = float(s.get("idle_seconds", IDLE_SECONDS))
-        self.timeout = float(s.get("timeout", 30))
+        try:
+            self.backfill_days = int(s.get("backfill_days", 30))
+            self.poll_seconds = float(s.get("poll_seconds", 60))
+            self.idle_seconds = float(s.get("idle_seconds", IDLE_SECONDS))
+            self.timeout = float(s.get("timeout", 30))
+        except (TypeError, ValueError) as e:
+            self.problem = self.problem or f"e-mail channel {account.name!r} has a bad number in its settings: {e}"
+            self.backfill_days, self.poll_seconds, self.idle_seconds, self.timeout = 30, 60.0, IDLE_SECONDS, 30.0
         self.username = str(account.secrets.get("username") or self.address)
         self.password = str(account.secrets.get("password", ""))
 
     @classmethod
     async def check(cls, account: ChannelAccount) -> dict[str, Any]:
         """Log in to IMAP (and open the mailbox) and to SMTP; a one-line reason when either refuses."""
-        try:
-            self = cls(account)
-        except ConfigError as e:
-            raise ChannelCheckError(str(e)) from None
+        self = cls(account)
+        if self.problem:
+            raise ChannelCheckError(self.problem)
         imap = _Imap(account.settings, self.timeout)
         try:
             await imap.open(self.username, self.password)
@@ -276,6 +281,8 @@ class EmailConnector:
     # -- inbound ---------------------------------------------------------------------------------
 
     async def run(self, sink: InboundSink) -> None:
+        if self.problem:
+            raise ConfigError(self.problem)
         failures = 0
         while True:
             imap = _Imap(self.account.settings, self.timeout)
@@ -485,6 +492,10 @@ class EmailConnector:
         return mail
 
     async def send(self, message: OutboundMessage, blobs: BlobStore) -> SendResult:
+        if self.problem:
+            raise PermanentFailure(self.problem)
+        if "@" not in message.recipient:
+            raise PermanentFailure(f"{message.recipient!r} is not an e-mail address")
         mail = await self.build(message, blobs)
         smtp = self._smtp()
         try:

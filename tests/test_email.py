@@ -20,7 +20,7 @@ import pytest
 
 from connectors.email import EmailConnector
 from connectors.registry import CONNECTORS
-from hub.errors import ChannelCheckError, PermanentFailure, TemporaryFailure
+from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, TemporaryFailure
 from hub.types import Attachment, ChannelAccount, Cursor, InboundMessage, IngestResult, OutboundMessage
 from tests.fakes.dovecot import Dovecot, free_port
 from tests.fakes.smtp import SmtpServer
@@ -602,3 +602,21 @@ async def test_cli_channel_add_checks_both_servers(
     assert added.returncode == 0, added.stderr
     rows = await pool.fetch("SELECT name, settings->>'security' AS security, secrets->>'password' AS pw FROM channels")
     assert [(r["name"], r["security"], r["pw"]) for r in rows] == [("Support", "plain", "secret")]
+
+
+async def test_bad_settings_are_reported_where_someone_sees_them(dovecot: Dovecot, smtp: SmtpServer) -> None:
+    settings = {**settings_for(dovecot, smtp), "security": "tls13"}
+    account = ChannelAccount(1, "email", "Support", settings, {"username": "support", "password": "secret"})
+    connector = EmailConnector(account)  # building it never raises: the supervisor must be able to
+    with pytest.raises(ChannelCheckError, match="security must be one of ssl, starttls, plain, not 'tls13'"):
+        await EmailConnector.check(account)
+    with pytest.raises(ConfigError, match="tls13"):
+        await connector.run(MemorySink())
+    with pytest.raises(PermanentFailure, match="tls13"):
+        await connector.send(outbound(), MemoryBlobs())
+    missing = ChannelAccount(1, "email", "Support", {"address": ADDRESS}, {})
+    with pytest.raises(ChannelCheckError, match="missing settings: imap_host, imap_port, smtp_host, smtp_port"):
+        await EmailConnector.check(missing)
+    with pytest.raises(PermanentFailure, match="not an e-mail address"):
+        await EmailConnector(account_for(dovecot, smtp)).send(outbound(recipient="12345"), MemoryBlobs())
+    assert smtp.received == []
