@@ -460,7 +460,18 @@ async def test_mail_in_reply_out_customer_reply_joins(hub: Any, api: Any, doveco
     )
     msgs = await wait_json(api, f"/api/v1/conversations/{conv['id']}/messages", lambda b: len(b["items"]) == 3)
     assert msgs["items"][-1]["text"] == "Thanks, got it!"
+    assert "> It left the warehouse today." not in msgs["items"][-1]["text"]
     assert msgs["items"][-1]["direction"] == "in"
+
+    # An out-of-office answer and a bounce of our reply land in the same conversation, flagged.
+    oof = (MAIL / "auto_reply.eml").read_bytes().replace(b"anna.mueller@corp.example.org", b"ivan@example.org")
+    dovecot.deliver(oof.replace(b"<omnihub.8.bb@example.com>", ours.encode()))
+    bounce = (MAIL / "bounce.eml").read_bytes().replace(b"nobody@example.net", b"ivan@example.org")
+    dovecot.deliver(bounce.replace(b"<omnihub.99.deadbeef@example.com>", ours.encode()))
+    msgs = await wait_json(api, f"/api/v1/conversations/{conv['id']}/messages", lambda b: len(b["items"]) == 5)
+    assert [m["flags"] for m in msgs["items"][-2:]] == [["auto_reply"], ["auto_reply", "bounce"]]
+    assert len((await api.get("/api/v1/conversations")).json()["items"]) == 1
+    assert [c["id"] for c in (await api.get("/api/v1/clients")).json()["items"]] == [conv["client_id"]]
 
     # A new subject from the same customer is a new conversation on the same card.
     dovecot.deliver(mail("Invoice needed", "Please send an invoice.", message_id="<c3@example.org>"))
