@@ -194,7 +194,7 @@ async def test_backfill_takes_recent_days_then_idle_delivers_new_mail(dovecot: D
 
         await asyncio.sleep(0.5)  # now in IDLE: a new mail must arrive by push, not by a poll
         dovecot.deliver(mail("new", message_id="<new@example.org>"))
-        await until(lambda: "new@example.org" in sink.messages, seconds=3)
+        await until(lambda: "new@example.org" in sink.messages, seconds=5)
     assert "old@example.org" not in sink.messages
     assert sorted(sink.ingested) == sorted(sink.messages)  # nothing ingested twice (UID N:* trap)
     assert sink.cursors["INBOX"] == f"{validity}:4"
