@@ -45,6 +45,7 @@ class Routing:
         self._wake = asyncio.Event()
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
+        self._next_sweep = 0.0
 
     async def start(self) -> None:
         self._sub = self._fanout.subscribe(self._on_event)
@@ -98,6 +99,9 @@ class Routing:
                 self._dirty.update(dirty)  # try them again next pass
                 raise
             await sla.announce(self._pool, changed)
-        await presence.sweep(self._pool)
-        await sla.escalate_breaches(self._pool)
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_sweep:  # timers need a pass per tick, not one per event
+            self._next_sweep = now + TICK_SECONDS
+            await presence.sweep(self._pool)
+            await sla.escalate_breaches(self._pool)
         await auto_assign.assign_waiting(self._pool)
