@@ -63,7 +63,9 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         await advance_cursor(conn, m.channel_id, m.cursor)
         return IngestResult(row["id"], row["conversation_id"], client_id, created=False)
 
-    if m.direction == "in":
+    if _automatic(m):
+        pass  # an out-of-office or a bounce is kept, but neither reopens nor counts as unread
+    elif m.direction == "in":
         await suggestions.from_message(conn, client_id=client_id, message_id=message_id, text=m.text)
         # A customer writing again reopens whatever state the conversation was in.
         await conn.execute(
@@ -199,21 +201,32 @@ async def _conversation(
         )
         if row:
             return row["conversation_id"], False
-    if not m.new_thread:
+    automatic = _automatic(m)
+    if not m.new_thread or automatic:
         found = await conn.fetchval(
-            "SELECT id FROM conversations WHERE identity_id = $1 AND status <> 'resolved' ORDER BY id DESC LIMIT 1",
+            "SELECT id FROM conversations WHERE identity_id = $1 AND ($2 OR status <> 'resolved')"
+            " ORDER BY id DESC LIMIT 1",
             identity_id,
+            automatic,
         )
         if found:
             return found, False
+    # An automatic message with nowhere to go is kept in a conversation that is already closed.
     conversation_id = await conn.fetchval(
-        "INSERT INTO conversations (client_id, channel_id, identity_id, subject) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO conversations (client_id, channel_id, identity_id, subject, status, resolved_at)"
+        " VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'resolved' THEN now() END) RETURNING id",
         client_id,
         m.channel_id,
         identity_id,
         m.subject[:500],
+        "resolved" if automatic else "open",
     )
     return conversation_id, True
+
+
+def _automatic(m: InboundMessage) -> bool:
+    """Sent by a machine (auto-reply, delivery report): never opens work for an agent."""
+    return m.direction == "in" and bool({"auto_reply", "bounce"} & set(m.flags))
 
 
 async def advance_cursor(conn: asyncpg.Connection, channel_id: int, cursor: Cursor | None) -> None:

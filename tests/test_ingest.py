@@ -62,6 +62,10 @@ async def test_cursor_and_message_commit_together(pool: asyncpg.Pool, database_u
     await ingest_in(conn, msg(ch, "doomed", cursor=Cursor("offset", "42")))
     pid = conn.get_server_pid()
     await pool.execute("SELECT pg_terminate_backend($1)", pid)
+    for _ in range(250):  # let the client see the server hang up before it tries to commit
+        if conn.is_closed():
+            break
+        await asyncio.sleep(0.02)
     with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
         await tx.commit()
     conn.terminate()
@@ -141,3 +145,16 @@ async def test_a_shared_phone_fills_the_card(pool: asyncpg.Pool) -> None:
     r = await ingest(pool, msg(ch, "m1"))
     await ingest(pool, InboundMessage(channel_id=ch, external_id="m2", sender=Sender("u1", "User u1", phone="+79991234567"), text=""))
     assert await pool.fetchval("SELECT phone FROM clients WHERE id = $1", r.client_id) == "+79991234567"
+
+
+async def test_auto_replies_and_bounces_never_open_work(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    first = await ingest(pool, msg(ch, "<q@x>", sender="ann@example.com", new_thread=True, subject="Refund"))
+    await pool.execute("UPDATE conversations SET status = 'resolved', unread_count = 0 WHERE id = $1", first.conversation_id)
+    ooo = await ingest(pool, msg(ch, "<ooo@x>", sender="ann@example.com", new_thread=True, subject="Out of office", flags=("auto_reply",)))
+    assert ooo.conversation_id == first.conversation_id
+    row = await pool.fetchrow("SELECT status, unread_count FROM conversations WHERE id = $1", first.conversation_id)
+    assert (row["status"], row["unread_count"]) == ("resolved", 0)
+    stray = await ingest(pool, msg(ch, "<b@x>", sender="nobody@example.com", flags=("bounce",)))
+    assert await pool.fetchval("SELECT status FROM conversations WHERE id = $1", stray.conversation_id) == "resolved"
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 3  # nothing is lost
