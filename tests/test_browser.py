@@ -478,6 +478,7 @@ async def test_inbox_goes_offline_says_so_and_misses_nothing(browser: Browser, d
     await agent.page.fill("#login-password", demo.agent["password"])
     await agent.page.click("#login-submit")
     await expect(agent.page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    await expect(agent.page.locator(".conv")).to_have_count(2)
 
     # Language switch: stored, and applied without a reload.
     await agent.page.select_option("#lang", "ru")
@@ -516,6 +517,7 @@ async def test_thread_shows_failures_files_and_mail_html_safely(browser: Browser
         html='<p>Please <b>resend</b> the October invoice.</p><img src="https://tracker.example/pixel.png">',
         attachments=(attachment,),
     ))
+    LoopbackConnector.sent.pop(ch, None)  # class-level, shared by every test in this process
     LoopbackConnector.outcomes[ch] = [PermanentFailure("mailbox full")]
 
     agent = await open_agent(browser, demo)

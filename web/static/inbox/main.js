@@ -26,6 +26,7 @@ function setView(view) {
 function showLogin(message = "") {
   if (socket) socket.stop();
   socket = null;
+  showConnection({ state: "connecting", attempt: 0 });
   setScreen("login");
   const err = $("#login-error");
   err.textContent = message;
