@@ -17,7 +17,16 @@ NOTES_LIMIT = 200
 # The card also shows undone merges (hub.events.TIMELINE_TYPES is the shared list; this adds to it).
 CARD_TIMELINE_TYPES = (*TIMELINE_TYPES, *(t for t in ("client.merged", "client.unmerged") if t not in TIMELINE_TYPES))
 
-CLIENT_COLUMNS = "id, name, email, phone, segment, tags, custom_fields, first_touch, created_at"
+# The person's first touch is the earliest among this card and the cards merged into it,
+# worked out on reading so that merges and undos in any order never lose or misplace it.
+FIRST_TOUCH = (
+    "(WITH RECURSIVE family (id, ft) AS ("
+    "   SELECT clients.id, clients.first_touch"
+    "   UNION ALL SELECT x.id, x.first_touch FROM clients x JOIN family ON x.merged_into = family.id)"
+    " SELECT family.ft FROM family WHERE family.ft <> '{}'"
+    " ORDER BY (family.ft ->> 'at')::timestamptz NULLS LAST, family.id LIMIT 1) AS first_touch"
+)
+CLIENT_COLUMNS = f"id, name, email, phone, segment, tags, custom_fields, {FIRST_TOUCH}, created_at"
 EDITABLE = ("name", "email", "phone", "segment", "tags", "custom_fields")
 MAX_CUSTOM_FIELDS = 50
 
@@ -26,7 +35,7 @@ def client_json(r: asyncpg.Record) -> JSON:
     return {
         "id": r["id"], "name": r["name"], "email": r["email"], "phone": r["phone"],
         "segment": r["segment"], "tags": list(r["tags"]), "custom_fields": r["custom_fields"],
-        "first_touch": r["first_touch"], "created_at": iso(r["created_at"]),
+        "first_touch": r["first_touch"] or {}, "created_at": iso(r["created_at"]),
     }
 
 

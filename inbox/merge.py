@@ -27,7 +27,7 @@ from inbox.views import iso
 
 # (kind recorded in client_merge_moves, table whose client_id moves)
 MOVES = (("identity", "identities"), ("conversation", "conversations"), ("note", "notes"), ("event", "events"))
-CARD_FIELDS = ("name", "email", "phone", "segment", "tags", "custom_fields", "first_touch")
+CARD_FIELDS = ("name", "email", "phone", "segment", "tags", "custom_fields")
 _CLIENT = "id, merged_into, created_at, " + ", ".join(CARD_FIELDS)
 
 MERGE_SELECT = """
@@ -87,11 +87,7 @@ def _combined(survivor: asyncpg.Record, other: asyncpg.Record) -> dict[str, Any]
     fields = {**other["custom_fields"], **survivor["custom_fields"]}
     if fields != survivor["custom_fields"]:
         new["custom_fields"] = fields
-    # The person's first touch is the earlier card's.
-    if other["first_touch"] and (not survivor["first_touch"] or other["created_at"] < survivor["created_at"]):
-        if other["first_touch"] != survivor["first_touch"]:
-            new["first_touch"] = other["first_touch"]
-    return new
+    return new  # first_touch stays: the card shows the earliest of its family's (inbox.clients)
 
 
 async def _set_fields(conn: asyncpg.Connection, client_id: int, values: dict[str, Any]) -> None:
@@ -204,15 +200,26 @@ async def undo_in(conn: asyncpg.Connection, *, merge_id: int, agent: JSON | None
         )
     ]
     for kind, table in MOVES[2:]:
+        moved = [
+            r["id"] for r in await conn.fetch(
+                f"UPDATE {table} SET client_id = $1 WHERE client_id = $2"
+                f" AND (id IN ({recorded(kind)}) OR conversation_id = ANY($4::bigint[])) RETURNING id",
+                merged_id, root, merge_id, conversations,
+            )
+        ]
         await conn.execute(
-            f"UPDATE {table} SET client_id = $1 WHERE client_id = $2"
-            f" AND (id IN ({recorded(kind)}) OR conversation_id = ANY($4::bigint[]))",
-            merged_id, root, merge_id, conversations,
+            "DELETE FROM client_merge_moves WHERE kind = $1 AND row_id = ANY($2::bigint[]) AND merge_id > $3",
+            kind, moved, merge_id,
         )
-    # Card fields the merge filled go back, unless someone has edited them since.
+    # Rows this undo took back leave the records of later merges that carried them
+    # along: those merges no longer hold them (a new merge would record them anew).
+    for kind, ids in (("identity", identities), ("conversation", conversations)):
+        await conn.execute(
+            "DELETE FROM client_merge_moves WHERE kind = $1 AND row_id = ANY($2::bigint[]) AND merge_id > $3",
+            kind, ids, merge_id,
+        )
     current = await conn.fetchrow(f"SELECT {_CLIENT} FROM clients WHERE id = $1", survivor_id)
-    restore = {k: v for k, v in m["survivor_before"].items() if _same(current[k], m["survivor_after"].get(k))}
-    await _set_fields(conn, survivor_id, restore)
+    await _set_fields(conn, survivor_id, _fields_without(current, m["survivor_before"], m["survivor_after"]))
     await conn.execute("UPDATE clients SET merged_into = NULL, updated_at = now() WHERE id = $1", merged_id)
     await conn.execute(
         "UPDATE client_merges SET undone_by = $2, undone_at = now() WHERE id = $1", merge_id, agent["id"] if agent else None
@@ -237,10 +244,28 @@ async def undo_in(conn: asyncpg.Connection, *, merge_id: int, agent: JSON | None
     return merged_id
 
 
-def _same(current: Any, after: Any) -> bool:
-    if isinstance(current, list | tuple) and isinstance(after, list | tuple):
-        return list(current) == list(after)
-    return bool(current == after)
+def _fields_without(current: asyncpg.Record, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The survivor's card fields without what the merge brought, keeping what changed since.
+
+    Tags and custom fields lose exactly the entries the merge added; a field the
+    merge filled goes back to what it was if it still holds the filled value.
+    """
+    values: dict[str, Any] = {}
+    for field, was in before.items():
+        brought, now = after[field], current[field]
+        if field == "tags":
+            new_tags = set(brought) - set(was)
+            kept = [t for t in now if t not in new_tags]
+            if kept != list(now):
+                values[field] = kept
+        elif field == "custom_fields":
+            new_fields = {k: v for k, v in brought.items() if k not in was}
+            left = {k: v for k, v in now.items() if not (k in new_fields and new_fields[k] == v)}
+            if left != now:
+                values[field] = left
+        elif now == brought:
+            values[field] = was
+    return values
 
 
 async def merge_clients(pool: asyncpg.Pool, *, survivor_id: int, merged_id: int, agent: JSON | None) -> int:
