@@ -7,6 +7,7 @@ import asyncpg
 from hub.errors import NotFound
 from hub.events import publish
 from hub.types import JSON
+from inbox import audit
 from inbox.views import fetch_conversation
 
 
@@ -46,5 +47,9 @@ async def assign_in(
         conn, "conversation.assigned", data=data,
         client_id=row["client_id"], conversation_id=conversation_id,
         actor={"id": actor["id"], "name": actor["name"]} if actor else None,
+    )
+    await audit.record(  # routing's own assignments (actor None) are in the event log, not the audit log
+        conn, agent=actor, action=audit.ASSIGN, conversation_id=conversation_id, client_id=row["client_id"],
+        details={"from_agent_id": row["previous"], "to_agent_id": agent_id},
     )
     return conv
