@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Dialog, Page, WebSocketRoute, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    ViewportSize,
+    WebSocketRoute,
+    async_playwright,
+    expect,
+)
 
 from connectors.widget import new_signing_key
 from hub import db
@@ -25,8 +34,8 @@ from hub.channels import add_channel
 from hub.errors import PermanentFailure
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
-from tests.loopback import LoopbackConnector
 from tests.conftest import RunningHub, make_agent, start_hub
+from tests.loopback import LoopbackConnector
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -40,8 +49,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-quic",
 ]
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 800}
+DESKTOP: ViewportSize = {"width": 1440, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 800}
 # A payload that would leave a mark if it ever ran, next to the classic ones.
 PWN = '<img src=x onerror="window.__pwned=1">'
 XSS_TEXTS = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", PWN]
@@ -85,7 +94,11 @@ async def demo(database_url: str) -> AsyncIterator[Demo]:
     conn = await db.connect(database_url)
     try:
         channel_id = await add_channel(
-            conn, kind="widget", name="Website chat", settings={"origins": []}, secrets={"signing_key": new_signing_key()}
+            conn,
+            kind="widget",
+            name="Website chat",
+            settings={"origins": []},
+            secrets={"signing_key": new_signing_key()},
         )
         # Other channels for the screenshots, disabled so nothing tries to reach Telegram or a mail server.
         for kind, name in (("telegram", "Telegram bot"), ("email", "support@acme.coffee")):
@@ -98,14 +111,14 @@ async def demo(database_url: str) -> AsyncIterator[Demo]:
         yield Demo(h, channel_id, agent)
 
 
-async def open_person(browser: Browser, *, viewport: dict[str, int] = DESKTOP, locale: str = "en-US") -> Person:
-    context = await browser.new_context(viewport=viewport, locale=locale)  # type: ignore[arg-type]
+async def open_person(browser: Browser, *, viewport: ViewportSize = DESKTOP, locale: str = "en-US") -> Person:
+    context = await browser.new_context(viewport=viewport, locale=locale)
     page = await context.new_page()
     person = Person(context, page)
 
-    def on_dialog(d: Dialog) -> None:
+    async def on_dialog(d: Dialog) -> None:
         person.dialogs.append(d.message)
-        asyncio.ensure_future(d.dismiss())
+        await d.dismiss()
 
     page.on("dialog", on_dialog)
     page.on("pageerror", lambda e: person.errors.append(str(e)))
@@ -153,14 +166,33 @@ async def shot(page: Page, name: str) -> None:
 async def other_channel_traffic(demo: Demo) -> None:
     """A few conversations on other channels, so the inbox looks like a working day."""
     channels = dict(await demo.hub.pool.fetch("SELECT kind, id FROM channels"))
-    for n, (kind, sender, text, subject) in enumerate([
-        ("email", Sender("john@example.com", "John Carter"), "Could you resend the October invoice as a PDF?", "Invoice October"),
-        ("telegram", Sender("5551", "Мария Иванова", username="maria_i"), "Здравствуйте! Заказ #1042 ещё не пришёл, подскажите статус?", ""),
-        ("telegram", Sender("5552", "Sophie Martin"), "Do you ship to France?", ""),
-    ]):
-        await ingest(demo.hub.pool, InboundMessage(
-            channel_id=channels[kind], external_id=f"seed-{n}", sender=sender, text=text, subject=subject,
-        ))
+    for n, (kind, sender, text, subject) in enumerate(
+        [
+            (
+                "email",
+                Sender("john@example.com", "John Carter"),
+                "Could you resend the October invoice as a PDF?",
+                "Invoice October",
+            ),
+            (
+                "telegram",
+                Sender("5551", "Мария Иванова", username="maria_i"),
+                "Здравствуйте! Заказ #1042 ещё не пришёл, подскажите статус?",
+                "",
+            ),
+            ("telegram", Sender("5552", "Sophie Martin"), "Do you ship to France?", ""),
+        ]
+    ):
+        await ingest(
+            demo.hub.pool,
+            InboundMessage(
+                channel_id=channels[kind],
+                external_id=f"seed-{n}",
+                sender=sender,
+                text=text,
+                subject=subject,
+            ),
+        )
 
 
 async def test_visitor_and_agent_talk_live_and_the_card_keeps_it(browser: Browser, demo: Demo) -> None:
@@ -199,7 +231,9 @@ async def test_visitor_and_agent_talk_live_and_the_card_keeps_it(browser: Browse
     await page.keyboard.type("second one")
     await expect(page.locator("#reply")).to_have_value("Two lines:\nsecond one")
     await page.keyboard.press("Enter")
-    await expect(visitor.page.locator("#omnihub-widget .row.theirs .msg")).to_have_text([reply, "Two lines:\nsecond one"])
+    await expect(visitor.page.locator("#omnihub-widget .row.theirs .msg")).to_have_text(
+        [reply, "Two lines:\nsecond one"]
+    )
 
     # A private note is set apart in the thread and never reaches the visitor.
     await page.click("#note-toggle")
@@ -414,7 +448,9 @@ async def test_widget_queues_offline_and_a_resend_is_stored_once(browser: Browse
     await expect(visitor.page.locator("#omnihub-widget .row.pending")).to_have_count(0)
 
     await agent.page.click(".conv >> nth=0")
-    await expect(agent.page.locator("#messages .msg.in .msg-text")).to_have_text(["first, ack lost", "second, written offline"])
+    await expect(agent.page.locator("#messages .msg.in .msg-text")).to_have_text(
+        ["first, ack lost", "second, written offline"]
+    )
     count = await demo.hub.pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'in'")
     assert count == 2
 
@@ -510,13 +546,21 @@ async def test_thread_shows_failures_files_and_mail_html_safely(browser: Browser
     pool = demo.hub.pool
     ch = await add_channel(pool, kind="loopback", name="Support mailbox", settings={}, secrets={})
     pdf = b"%PDF-1.4 invoice october"
-    attachment = await demo.hub.hub.blobs.put(pdf, filename="invoice-oct.pdf", content_type="application/pdf", kind="document")
-    await ingest(pool, InboundMessage(
-        channel_id=ch, external_id="mail-1", sender=Sender("john@example.com", "John Carter"),
-        text="Please resend the October invoice.", subject="Invoice October",
-        html='<p>Please <b>resend</b> the October invoice.</p><img src="https://tracker.example/pixel.png">',
-        attachments=(attachment,),
-    ))
+    attachment = await demo.hub.hub.blobs.put(
+        pdf, filename="invoice-oct.pdf", content_type="application/pdf", kind="document"
+    )
+    await ingest(
+        pool,
+        InboundMessage(
+            channel_id=ch,
+            external_id="mail-1",
+            sender=Sender("john@example.com", "John Carter"),
+            text="Please resend the October invoice.",
+            subject="Invoice October",
+            html='<p>Please <b>resend</b> the October invoice.</p><img src="https://tracker.example/pixel.png">',
+            attachments=(attachment,),
+        ),
+    )
     LoopbackConnector.sent.pop(ch, None)  # class-level, shared by every test in this process
     LoopbackConnector.outcomes[ch] = [PermanentFailure("mailbox full")]
 
@@ -591,7 +635,9 @@ async def test_widget_keeps_its_own_styles_and_speaks_the_page_language(browser:
     await expect(bubble).to_have_attribute("aria-label", "Открыть чат")
     await bubble.click()
     await expect(v.page.locator("#omnihub-widget .title")).to_have_text("Напишите нам")
-    await expect(v.page.locator("#omnihub-widget .compose textarea")).to_have_attribute("placeholder", "Напишите сообщение…")
+    await expect(v.page.locator("#omnihub-widget .compose textarea")).to_have_attribute(
+        "placeholder", "Напишите сообщение…"
+    )
     await visitor_says(v, "Здравствуйте")
 
     # The page styles every button and div (Georgia, dark buttons); none of it reaches the widget.
@@ -604,7 +650,12 @@ async def test_widget_keeps_its_own_styles_and_speaks_the_page_language(browser:
     # At phone width the panel is the whole screen and the bubble steps aside.
     await v.page.set_viewport_size(PHONE)
     box = await v.page.locator("#omnihub-widget .panel").bounding_box()
-    assert box is not None and (box["x"], box["y"], box["width"], box["height"]) == (0, 0, PHONE["width"], PHONE["height"])
+    assert box is not None and (box["x"], box["y"], box["width"], box["height"]) == (
+        0,
+        0,
+        PHONE["width"],
+        PHONE["height"],
+    )
     await expect(bubble).to_be_hidden()
     await v.page.locator("#omnihub-widget .x").click()
     await expect(bubble).to_be_visible()
