@@ -304,6 +304,15 @@ _TRANSCRIPT_ITEM = _obj({
 })
 _CONVERSATION_TRANSCRIPT = _obj({"conversation": _ref("Conversation"),
                                  "items": {"type": "array", "items": _TRANSCRIPT_ITEM}})
+_HIT: JSON = {
+    "kind": {"enum": ["message", "note"]}, "id": _INT, "conversation_id": {"type": ["integer", "null"]},
+    "client": _obj({"id": _INT, "name": _STR}),
+    "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}, nullable=True),
+    "conversation_status": {"enum": ["open", "pending", "resolved", "snoozed", None]},
+    "direction": {"enum": ["in", "out", None]},
+    "author": _obj({"type": {"enum": ["client", "agent", "channel"]}, "id": {"type": ["integer", "null"]}, "name": _STR}),
+    "created_at": _TIME,
+}
 SCHEMAS.update({
     "Merge": _obj({
         "id": _INT, "survivor": _obj({"id": _INT, "name": _STR}), "merged": _obj({"id": _INT, "name": _STR}),
@@ -317,16 +326,7 @@ SCHEMAS.update({
                     "items": _obj({"id": _INT, "name": _STR, "email": _STR, "phone": _STR})},
         "merge_id": {"type": ["integer", "null"]}, "decided_by": _WHO, "decided_at": _NTIME, "created_at": _TIME,
     }),
-    "SearchHit": _obj({
-        "kind": {"enum": ["message", "note"]}, "id": _INT, "conversation_id": {"type": ["integer", "null"]},
-        "client": _obj({"id": _INT, "name": _STR}),
-        "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}, nullable=True),
-        "conversation_status": {"enum": ["open", "pending", "resolved", "snoozed", None]},
-        "direction": {"enum": ["in", "out", None]},
-        "author": _obj({"type": {"enum": ["client", "agent", "channel"]}, "id": {"type": ["integer", "null"]}, "name": _STR}),
-        "created_at": _TIME,
-        "headline": {"type": "string", "description": "HTML: the text escaped, matches in <mark>"},
-    }),
+    "SearchHit": _obj({**_HIT, "headline": {"type": "string", "description": "HTML: the text escaped, matches in <mark>"}}),
     "AuditEntry": _obj({
         "id": _INT, "agent": _WHO, "action": _STR, "conversation_id": {"type": ["integer", "null"]},
         "client_id": {"type": ["integer", "null"]}, "details": {"type": "object"}, "created_at": _TIME,
@@ -361,8 +361,7 @@ PATHS.update({
     "/api/v1/search/export": {"get": _op(
         f"A search result with full texts (at most {10_000} hits; JSON says whether it was cut)", "manager",
         {"200": {**_json(_obj({"query": {"type": "object"}, "truncated": {"type": "boolean"},
-                                "items": {"type": "array", "items": {"allOf": [_ref("SearchHit")],
-                                                                      "required": ["text"]}}})),
+                                "items": {"type": "array", "items": _obj({**_HIT, "text": _STR})}})),
                  **{"description": "the hits"}}, "x-other-formats": _FILE},
         parameters=[*_SEARCH_PARAMS, _FORMAT])},
     "/api/v1/conversations/{id}/transcript": {"get": _op(
