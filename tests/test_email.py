@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -21,9 +20,10 @@ import pytest
 from connectors.email import EmailConnector
 from connectors.registry import CONNECTORS
 from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, TemporaryFailure
-from hub.types import Attachment, ChannelAccount, Cursor, InboundMessage, IngestResult, OutboundMessage
+from hub.types import ChannelAccount, Cursor, OutboundMessage
 from tests.fakes.dovecot import Dovecot, free_port
 from tests.fakes.smtp import SmtpServer
+from tests.sinks import MemoryBlobs, MemorySink
 
 MAIL = Path(__file__).parent / "mail"
 ROOT = Path(__file__).parent.parent
@@ -55,56 +55,6 @@ def mail(
 
 
 # -- an in-memory sink, for the connector on its own ----------------------------------------------
-
-
-class MemoryBlobs:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    async def put(self, data: bytes, *, filename: str, content_type: str, kind: str = "file") -> Attachment:
-        digest = hashlib.sha256(data).hexdigest()
-        self.data[digest] = data
-        return Attachment(sha256=digest, filename=filename, content_type=content_type, size=len(data), kind=kind)
-
-    async def get(self, sha256: str) -> bytes | None:
-        return self.data.get(sha256)
-
-
-class MemorySink:
-    def __init__(self) -> None:
-        self.messages: dict[str, InboundMessage] = {}
-        self.cursors: dict[str, str] = {}
-        self.raw: list[tuple[str, Mapping[str, Any]]] = []
-        self.ingested: list[str] = []  # every ingest call, duplicates included
-        self._blobs = MemoryBlobs()
-
-    @property
-    def blobs(self) -> MemoryBlobs:
-        return self._blobs
-
-    async def ingest(self, message: InboundMessage) -> IngestResult:
-        self.ingested.append(message.external_id)
-        created = message.external_id not in self.messages
-        self.messages.setdefault(message.external_id, message)
-        if message.cursor:
-            self.cursors[message.cursor.key] = message.cursor.value
-        return IngestResult(message_id=len(self.messages), conversation_id=1, client_id=1, created=created)
-
-    async def cursor(self, key: str) -> str | None:
-        return self.cursors.get(key)
-
-    async def set_cursor(self, cursor: Cursor) -> None:
-        self.cursors[cursor.key] = cursor.value
-
-    async def record_raw(
-        self, *, kind: str, reason: str, payload: Mapping[str, Any], cursor: Cursor | None = None
-    ) -> None:
-        self.raw.append((reason, payload))
-        if cursor:
-            self.cursors[cursor.key] = cursor.value
-
-    async def record_event(self, *, external_id: str, type: str, data: Mapping[str, Any]) -> None:
-        pass
 
 
 async def until(predicate: Any, seconds: float = 10.0) -> None:
@@ -196,7 +146,7 @@ async def test_backfill_takes_recent_days_then_idle_delivers_new_mail(dovecot: D
         dovecot.deliver(mail("new", message_id="<new@example.org>"))
         await until(lambda: "new@example.org" in sink.messages, seconds=5)
     assert "old@example.org" not in sink.messages
-    assert sorted(sink.ingested) == sorted(sink.messages)  # nothing ingested twice (UID N:* trap)
+    assert sorted(sink.ingested_ids()) == sorted(sink.messages)  # nothing ingested twice (UID N:* trap)
     assert sink.cursors["INBOX"] == f"{validity}:4"
 
 
@@ -209,7 +159,7 @@ async def test_polling_when_the_server_has_no_idle() -> None:
             await until(lambda: "INBOX" in sink.cursors)  # empty backfill still sets the cursor
             d.deliver(mail("polled", message_id="<polled@example.org>"))
             await until(lambda: "polled@example.org" in sink.messages, seconds=5)
-        assert sink.ingested == ["polled@example.org"]
+        assert sink.ingested_ids() == ["polled@example.org"]
     finally:
         d.close()
 
@@ -240,7 +190,7 @@ async def test_imap_server_restart_reconnects_and_misses_nothing(dovecot: Doveco
         )
         await until(lambda: len(sink.messages) == 4, seconds=15)
         assert not task.done()
-    assert sorted(sink.ingested) == sorted(sink.messages)
+    assert sorted(sink.ingested_ids()) == sorted(sink.messages)
 
 
 async def test_uidvalidity_change_rescans_and_dedupes_by_message_id(dovecot: Dovecot) -> None:
@@ -269,7 +219,7 @@ async def test_unparseable_and_malformed_mail_never_stop_the_loop(dovecot: Dovec
     async with running(EmailConnector(account_for(dovecot)), sink):
         await until(lambda: len(sink.messages) == 2)
     validity = dovecot.uidvalidity()
-    [(reason, payload)] = sink.raw
+    [(_, reason, payload)] = sink.raw
     assert "no sender" in reason and payload["uid"] == 1
     assert sink.blobs.data[payload["blob"]] == (MAIL / "no_sender.eml").read_bytes()
     odd = sink.messages[f"uid:{validity}:2"]  # no usable Message-ID: a synthesized one

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,78 +19,15 @@ from connectors.vk import VkConnector
 from hub import db
 from hub.channels import add_channel
 from hub.errors import ChannelCheckError, PermanentFailure, RetryAfter, TemporaryFailure
-from hub.types import Attachment, ChannelAccount, Cursor, InboundMessage, IngestResult, OutboundMessage
+from hub.types import Attachment, ChannelAccount, Cursor, OutboundMessage
 from tests.conftest import RunningHub, free_port, login, make_agent, start_hub, wait_for
 from tests.fakes.telegram_api import until
 from tests.fakes.vk_api import FakeVk
+from tests.sinks import MemoryBlobs, MemorySink, SinkCrash
 
 USER = 501
 
 # -- a sink in memory, for the connector on its own -----------------------------
-
-
-class MemoryBlobs:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    async def put(self, data: bytes, *, filename: str, content_type: str, kind: str = "file") -> Attachment:
-        digest = hashlib.sha256(data).hexdigest()
-        self.data[digest] = data
-        return Attachment(sha256=digest, filename=filename, content_type=content_type, size=len(data), kind=kind)
-
-    async def get(self, sha256: str) -> bytes | None:
-        return self.data.get(sha256)
-
-
-class SinkCrash(Exception):
-    pass
-
-
-class MemorySink:
-    """Dedupes on external id and commits a message's cursor with it, like inbox ingest."""
-
-    def __init__(self) -> None:
-        self.messages: dict[str, InboundMessage] = {}
-        self.ingested: list[InboundMessage] = []  # every call, duplicates included
-        self.cursors: dict[str, str] = {}
-        self.raw: list[tuple[str, str, Mapping[str, Any]]] = []
-        self.events: list[tuple[str, str, Mapping[str, Any]]] = []
-        self.crash_on_ingest: int | None = None  # crash before storing the Nth ingest call
-        self._blobs = MemoryBlobs()
-
-    @property
-    def blobs(self) -> MemoryBlobs:
-        return self._blobs
-
-    def texts(self) -> list[str]:
-        return [m.text for m in self.messages.values()]
-
-    async def ingest(self, message: InboundMessage) -> IngestResult:
-        if self.crash_on_ingest is not None and len(self.ingested) + 1 >= self.crash_on_ingest:
-            self.crash_on_ingest = None
-            raise SinkCrash("database went away")
-        self.ingested.append(message)
-        created = message.external_id not in self.messages
-        self.messages.setdefault(message.external_id, message)
-        if message.cursor:
-            self.cursors[message.cursor.key] = message.cursor.value
-        return IngestResult(message_id=len(self.messages), conversation_id=1, client_id=1, created=created)
-
-    async def cursor(self, key: str) -> str | None:
-        return self.cursors.get(key)
-
-    async def set_cursor(self, cursor: Cursor) -> None:
-        self.cursors[cursor.key] = cursor.value
-
-    async def record_raw(
-        self, *, kind: str, reason: str, payload: Mapping[str, Any], cursor: Cursor | None = None
-    ) -> None:
-        self.raw.append((kind, reason, payload))
-        if cursor:
-            self.cursors[cursor.key] = cursor.value
-
-    async def record_event(self, *, external_id: str, type: str, data: Mapping[str, Any]) -> None:
-        self.events.append((external_id, type, data))
 
 
 @pytest.fixture
