@@ -634,7 +634,8 @@ async def test_widget_keeps_its_own_styles_and_speaks_the_page_language(browser:
     bubble = v.page.locator("#omnihub-widget .bubble")
     await expect(bubble).to_have_attribute("aria-label", "Открыть чат")
     await bubble.click()
-    await expect(v.page.locator("#omnihub-widget .title")).to_have_text("Напишите нам")
+    await expect(v.page.locator("#omnihub-widget .title")).to_have_text("Acme Coffee")  # data-title
+    await expect(v.page.locator("#omnihub-widget .sub")).to_have_text("Обычно отвечаем за несколько минут")
     await expect(v.page.locator("#omnihub-widget .compose textarea")).to_have_attribute(
         "placeholder", "Напишите сообщение…"
     )

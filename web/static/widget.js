@@ -149,6 +149,7 @@
   }
   const ICON_CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z";
   const ICON_SEND = "M3 20.5 21 12 3 3.5 3 10l12 2-12 2z";
+  const ICON_DOWN = "M5.6 8.6 12 15l6.4-6.4L20 10l-8 8-8-8z";
 
   const host = document.createElement("div");
   host.id = "omnihub-widget";
@@ -170,7 +171,8 @@
   const bubble = el("button", "bubble");
   bubble.type = "button";
   bubble.setAttribute("aria-label", t("open"));
-  bubble.append(svg(ICON_CHAT));
+  const bubbleIcon = svg(ICON_CHAT);
+  bubble.append(bubbleIcon);
   const badge = el("span", "badge");
   badge.hidden = true;
   bubble.append(badge);
@@ -470,6 +472,7 @@
     if (open) host.setAttribute("data-open", "");
     else host.removeAttribute("data-open");
     bubble.setAttribute("aria-label", open ? t("close") : t("open"));
+    bubbleIcon.firstChild.setAttribute("d", open ? ICON_DOWN : ICON_CHAT);
     try { sessionStorage.setItem(`${KEY}open`, open ? "1" : ""); } catch { /* blocked */ }
     if (open) {
       st.unread = 0;
