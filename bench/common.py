@@ -64,6 +64,20 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def commit() -> str:
+    """The code under test: a snapshot's COMMIT file (`git archive` copies), else git's HEAD."""
+    marker = REPO / "COMMIT"
+    if marker.exists():
+        return marker.read_text().strip() + " (snapshot)"
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return ""
+    return out.stdout.strip()
+
+
 def machine() -> JSONDict:
     cpu = ""
     with contextlib.suppress(OSError):
@@ -75,6 +89,7 @@ def machine() -> JSONDict:
     with contextlib.suppress(OSError, ValueError):
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {
+        "commit": commit(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu": cpu,
         "cores": os.cpu_count(),

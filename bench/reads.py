@@ -92,13 +92,24 @@ async def direct(pool: asyncpg.Pool, path: str, params: dict[str, str]) -> objec
     )
 
 
-async def timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
+async def timed(n: int, call: Callable[[], Awaitable[object]], pool: asyncpg.Pool, timeout: float) -> tuple[list[float], int]:
+    """Latencies of `n` calls, and how many hit `timeout` (counted at the timeout: a lower bound)."""
     out = []
+    timeouts = 0
     for _ in range(n):
         t0 = time.perf_counter()
-        await call()
+        try:
+            await asyncio.wait_for(call(), timeout)
+        except (TimeoutError, httpx.TimeoutException, asyncpg.QueryCanceledError):
+            timeouts += 1
+            # The hub's query runs on after we gave up: stop it so it doesn't slow the next request.
+            await pool.execute(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'active' AND pid <> pg_backend_pid() AND now() - query_start > $1::interval",
+                f"{timeout / 2} seconds",
+            )
         out.append(time.perf_counter() - t0)
-    return out
+    return out, timeouts
 
 
 async def explain(pool: asyncpg.Pool) -> JSONDict:
@@ -122,8 +133,14 @@ async def explain(pool: asyncpg.Pool) -> JSONDict:
     }
     async with pool.acquire() as conn:
         for name, (sql, args) in probes.items():
-            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + str(sql), *list(args))
-            plans[name] = [r[0] for r in rows]
+            try:
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL statement_timeout = '20s'")
+                    rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + str(sql), *list(args))
+                plans[name] = [r[0] for r in rows]
+            except asyncpg.QueryCanceledError:
+                rows = await conn.fetch("EXPLAIN " + str(sql), *list(args))
+                plans[name] = ["(EXPLAIN ANALYZE ran past 20 s; plan only)"] + [r[0] for r in rows]
     return plans
 
 
@@ -145,6 +162,7 @@ async def run(args: argparse.Namespace) -> JSONDict:
 
 async def measure(url: str, args: argparse.Namespace, rng: random.Random, result: JSONDict) -> None:
     async with db.open_pool(url, min_size=2, max_size=4) as pool, HubProcess(url) as hub:
+        await pool.execute("SELECT 1")
         counts = await pool.fetchrow(
             "SELECT (SELECT count(*) FROM conversations) AS conversations,"
             " (SELECT reltuples::bigint FROM pg_class WHERE relname = 'messages') AS messages_estimate"
@@ -171,19 +189,21 @@ async def measure(url: str, args: argparse.Namespace, rng: random.Random, result
                     path, params = params_for(kind, rng, state)
                     return await direct(pool, path, params)
 
-                await timed(args.warmup, via_http)
-                http_t = await timed(args.requests, via_http)
-                pool_t = await timed(args.requests, via_pool)
+                n = args.requests if kind != "search" else args.search_requests
+                await timed(args.warmup if kind != "search" else 2, via_http, pool, args.timeout)
+                http_t, http_timeouts = await timed(n, via_http, pool, args.timeout)
+                pool_t, pool_timeouts = await timed(n, via_pool, pool, args.timeout)
                 h, b = summary_ms(http_t), summary_ms(pool_t)
                 target = TARGETS_MS[kind]
                 figures[kind] = {
                     "http": h, "direct_baseline": b, "target_p95_ms": target,
+                    "timeouts_http": http_timeouts, "timeouts_direct": pool_timeouts, "timeout_s": args.timeout,
                     "meets_target": pct([t * 1000 for t in http_t], 95) < target, "loadavg": loadavg()[0],
                 }
                 print(
                     f"{kind:16} p50 {h['p50_ms']:7.1f} ms  p95 {h['p95_ms']:7.1f} ms  (direct p50 {b['p50_ms']:6.1f}"
                     f" p95 {b['p95_ms']:6.1f})  target p95 < {target} ms: {'met' if figures[kind]['meets_target'] else 'MISSED'}"
-                    f"  (load {loadavg()[0]})",
+                    f"  (load {loadavg()[0]}){f'; {http_timeouts} timed out at {args.timeout:.0f}s' if http_timeouts else ''}",
                     flush=True,
                 )
         result["figures"] = figures
@@ -196,6 +216,8 @@ def main() -> None:
     p.add_argument("--database-url", help="use this already seeded database (bench.seed) instead of seeding one")
     p.add_argument("--requests", type=int, default=200, help="timed requests per query kind")
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--search-requests", type=int, default=20, help="timed searches (each may run to --timeout)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds before a request counts as timed out")
     write_result("reads", asyncio.run(run(p.parse_args())))
 
 
