@@ -15,7 +15,7 @@ SELECT c.id, c.client_id, cl.name AS client_name, c.channel_id, ch.kind AS chann
        a.name AS assignee_name, c.unread_count, c.created_at, c.last_activity_at,
        c.first_response_at, c.resolved_at,
        lm.text AS last_text, lm.direction AS last_direction, lm.created_at AS last_created_at,
-       crt.team_id, crt_team.name AS team_name, coalesce(crt.priority, 0) AS priority, crt_sla.clocks AS sla_clocks
+       crt.team_id, crt_team.name AS team_name, greatest(coalesce(crt.priority, 0), CASE WHEN lower(cl.segment) = 'vip' OR 'vip' = ANY(cl.tags) THEN 1 ELSE 0 END) AS priority, crt_sla.clocks AS sla_clocks
 FROM conversations c
 JOIN clients cl ON cl.id = c.client_id
 JOIN channels ch ON ch.id = c.channel_id

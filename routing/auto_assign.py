@@ -31,11 +31,13 @@ BATCH = 200
 
 
 async def enqueue(conn: asyncpg.Connection | asyncpg.Pool, conversation_ids: list[int]) -> None:
-    """Give new conversations their routing row: the channel's team, queued since they began."""
+    """Give new conversations their routing row: the channel's team, queued since they began.
+
+    VIP is not stored: it is read from the client card whenever the queue is ordered.
+    """
     await conn.execute(
-        "INSERT INTO conversation_routing (conversation_id, team_id, queued_at, priority)"
-        f" SELECT c.id, tc.team_id, c.created_at, CASE WHEN {VIP_SQL} THEN 1 ELSE 0 END"
-        " FROM conversations c JOIN clients cl ON cl.id = c.client_id"
+        "INSERT INTO conversation_routing (conversation_id, team_id, queued_at)"
+        " SELECT c.id, tc.team_id, c.created_at FROM conversations c"
         " LEFT JOIN team_channels tc ON tc.channel_id = c.channel_id"
         " WHERE c.id = ANY($1::bigint[]) ON CONFLICT (conversation_id) DO NOTHING",
         conversation_ids,
