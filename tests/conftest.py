@@ -182,7 +182,7 @@ async def api(hub: RunningHub) -> AsyncIterator[httpx.AsyncClient]:
     await client.aclose()
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
+async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.02) -> Any:
     """Poll an async or sync predicate until it returns something truthy."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -17,7 +17,7 @@ def omnihub(database_url: str, *args: str, data_dir: Path | None = None) -> subp
     if data_dir:
         env["OMNIHUB_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [sys.executable, "-m", "hub", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "hub", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=180
     )
 
 

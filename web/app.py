@@ -95,4 +95,5 @@ def create_app(hub: Hub, *, demo_channel_id: int | None = None) -> Starlette:
     app = Starlette(routes=routes, middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend())])
     app.state.hub = hub
     app.state.demo_channel_id = demo_channel_id
+    app.state.widget_limits = ws_widget.WidgetLimits()
     return app

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,9 +38,19 @@ CLOSE_RATE_LIMITED = 4429
 HISTORY_LIMIT = 200
 MAX_TEXT = 10_000
 
-# Per process: behind a load balancer each process allows its own share.
-_connects = KeyedRateLimiter(rate=0.5, burst=20, max_keys=100_000)  # per client address
-_messages = KeyedRateLimiter(rate=1.0, burst=10, max_keys=100_000)  # per visitor
+
+
+@dataclass
+class WidgetLimits:
+    """Abuse limits of the public widget endpoint, per app (per process behind a load balancer)."""
+
+    connects: KeyedRateLimiter = field(default_factory=lambda: KeyedRateLimiter(rate=0.5, burst=20, max_keys=100_000))
+    messages: KeyedRateLimiter = field(default_factory=lambda: KeyedRateLimiter(rate=1.0, burst=10, max_keys=100_000))
+
+
+def limits_of(websocket: WebSocket) -> WidgetLimits:
+    limits: WidgetLimits = websocket.app.state.widget_limits
+    return limits
 
 
 def widget_message(m: JSON) -> JSON:
@@ -167,7 +178,7 @@ class VisitorSession:
         if len(text) > MAX_TEXT:
             await self.ws.send_json({"type": "error", "reason": f"message longer than {MAX_TEXT} characters", "client_msg_id": client_msg_id})
             return
-        if not _messages.bucket(self.visitor_id).allow():
+        if not limits_of(self.ws).messages.bucket(self.visitor_id).allow():
             await self.ws.send_json({"type": "error", "reason": "too many messages; slow down", "client_msg_id": client_msg_id})
             return
         result = await ingest(
@@ -236,7 +247,7 @@ async def widget_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     hub = hub_of(websocket)
     address = websocket.client.host if websocket.client else "?"
-    if not _connects.bucket(address).allow():
+    if not limits_of(websocket).connects.bucket(address).allow():
         await websocket.close(CLOSE_RATE_LIMITED, "too many connections; try again later")
         return
     raw_channel = websocket.query_params.get("channel", "")
