@@ -187,7 +187,7 @@ async def test_a_breach_escalates_once_live_and_is_reported(hub: RunningHub, api
     mgr = await login(hub.base_url, manager)
     token = mgr.headers["Authorization"].split()[1]
     async with start_hub(database_url):  # a second hub process's routing loop races the first
-        async with connect(f"{hub.ws_url}/ws/agent?token={token}") as ws:
+        async with connect(f"{hub.ws_url}/ws/agent?token={token}", max_queue=None) as ws:
             assert json.loads(await ws.recv())["type"] == "hello"
             conv = (await ingest(hub.pool, message(ids["channel"], 1))).conversation_id
 
