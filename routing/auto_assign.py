@@ -2,7 +2,7 @@
 
 A conversation waits in the queue while it is open and nobody has it. Each
 team with auto-assignment on hands its queue, VIP and escalated first, then
-longest-waiting first, to its online members in turn (the member whose last
+longest-waiting first, to its online members with an open inbox in turn (the member whose last
 turn is oldest goes next), never past an agent's capacity (open + pending
 conversations).
 
@@ -21,6 +21,7 @@ from hub.errors import NotFound
 from hub.types import JSON
 from inbox.views import CONVERSATION_SELECT, conversation_json
 from routing.assign import assign_in
+from routing.presence import CONNECTED_SQL
 
 # A VIP client: segment or tag "vip" on the card.
 VIP_SQL = "(lower(cl.segment) = 'vip' OR 'vip' = ANY(cl.tags))"
@@ -107,7 +108,7 @@ async def _teams_with_room(pool: asyncpg.Pool) -> list[int]:
         " JOIN routing_agents ra ON ra.agent_id = tm.agent_id AND ra.status = 'online'"
         " JOIN agents a ON a.id = tm.agent_id AND NOT a.disabled"
         " CROSS JOIN routing_settings s"
-        " WHERE coalesce(ra.capacity, s.default_capacity) >"
+        f" WHERE {CONNECTED_SQL} AND coalesce(ra.capacity, s.default_capacity) >"
         f" (SELECT count(*) FROM conversations c WHERE c.assignee_id = tm.agent_id AND c.status IN {LOAD_STATUSES})"
     )
     return [r["team_id"] for r in rows]
@@ -159,7 +160,7 @@ async def _assign_one(pool: asyncpg.Pool, conversation_id: int, team_id: int) ->
         agents = await conn.fetch(
             "SELECT ra.agent_id FROM team_members tm JOIN routing_agents ra ON ra.agent_id = tm.agent_id"
             " JOIN agents a ON a.id = tm.agent_id AND NOT a.disabled"
-            " WHERE tm.team_id = $1 AND ra.status = 'online'"
+            f" WHERE tm.team_id = $1 AND ra.status = 'online' AND {CONNECTED_SQL}"
             " ORDER BY ra.last_turn, ra.agent_id FOR UPDATE OF ra SKIP LOCKED",
             team_id,
         )

@@ -35,6 +35,12 @@ STALE_SECONDS = 3 * HEARTBEAT_SECONDS
 PRESENCE_EVENT = "agent.presence"
 
 _LIVE = f"heartbeat_at > now() - interval '{STALE_SECONDS} seconds'"
+# An agent routing may hand work to right now: online, and a socket of theirs is open (not
+# within the grace time after losing it, when they keep their conversations but see nothing new).
+CONNECTED_SQL = (
+    "EXISTS (SELECT 1 FROM agent_connections ac WHERE ac.agent_id = ra.agent_id AND ac.status = 'online'"
+    f" AND ac.{_LIVE})"
+)
 
 
 async def _derive(conn: asyncpg.Connection, agent_id: int) -> Status | None:

@@ -196,12 +196,16 @@ async def test_presence_away_grace_time_and_return_to_the_queue(hub: RunningHub,
         assert [await assignee(hub.pool, c) for c in mine] == [agent["id"]] * 3
 
     # gone for good: offline after the grace time, their open conversations back in the queue, in order
-    await asyncio.sleep(0.5)
-    assert (await statuses(api))[agent["id"]] == "online"  # still within the grace time
+    late = (await ingest(hub.pool, message(ch, 3))).conversation_id
+    await asyncio.sleep(0.8)
+    # within the grace time: still online, keeps their conversations, but nothing new goes to a closed inbox
+    assert (await statuses(api))[agent["id"]] == "online"
+    assert [await assignee(hub.pool, c) for c in mine] == [agent["id"]] * 3
+    assert await assignee(hub.pool, late) is None
     await wait_for(lambda: _all(api, [agent], "offline"), timeout=15)
     await until(lambda: _none_assigned(hub.pool, mine))
     queue = [q["conversation"]["id"] for q in (await api.get("/api/v1/queue")).json()["items"]]
-    assert queue == mine
+    assert queue == [*mine, late]
     reasons = await hub.pool.fetch(
         "SELECT conversation_id, payload->>'reason' AS reason FROM events WHERE type = 'conversation.assigned'"
         " AND payload->>'reason' = 'agent offline' ORDER BY conversation_id"
@@ -211,11 +215,11 @@ async def test_presence_away_grace_time_and_return_to_the_queue(hub: RunningHub,
     # with return_on_offline off, an agent who leaves keeps their conversations
     await api.patch("/api/v1/routing/settings", json={"return_on_offline": False})
     async with online(hub.ws_url, agent, hub.base_url):
-        for conv in mine:
+        for conv in [*mine, late]:
             await until(lambda conv=conv: _is(hub.pool, conv, agent["id"]))
     await wait_for(lambda: _all(api, [agent], "offline"), timeout=15)
     await asyncio.sleep(1.2)
-    assert [await assignee(hub.pool, c) for c in mine] == [agent["id"]] * 3
+    assert [await assignee(hub.pool, c) for c in [*mine, late]] == [agent["id"]] * 4
 
 
 async def _none_assigned(pool: asyncpg.Pool, convs: list[int]) -> bool:
