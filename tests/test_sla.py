@@ -112,7 +112,19 @@ def schedules(draw: st.DrawFn) -> dict[str, list[list[str]]]:
     return week
 
 
-instants = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1), timezones=st.just(dt.UTC))
+# Days when clocks change somewhere in ZONES (Lord Howe shifts by 30 minutes), where DST bugs live.
+TRANSITIONS = [dt.datetime(*d, tzinfo=dt.UTC) for d in [
+    (2024, 3, 10), (2024, 11, 3), (2024, 3, 31), (2024, 10, 27), (2024, 4, 7), (2024, 10, 6),
+    (2024, 9, 8), (2025, 3, 30), (2025, 10, 26),
+]]
+near_transitions = st.builds(
+    lambda day, seconds: day + dt.timedelta(seconds=seconds),
+    st.sampled_from(TRANSITIONS), st.integers(-3 * 86400, 3 * 86400),
+)
+instants = st.one_of(
+    st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1), timezones=st.just(dt.UTC)),
+    near_transitions,
+)
 durations = st.integers(0, 120 * 3600).map(lambda s: dt.timedelta(seconds=s))
 
 
@@ -136,6 +148,10 @@ def test_business_time_added_is_business_time_elapsed(
     for h in holidays:
         day = dt.date.fromisoformat(h)
         assert not list(bh.intervals(day))
+    # business time is additive over consecutive spans
+    middle = start + d2
+    end = middle + d1
+    assert bh.between(start, middle) + bh.between(middle, end) == bh.between(start, end)
 
 
 @settings(max_examples=100, deadline=None)
