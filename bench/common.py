@@ -95,7 +95,7 @@ def machine() -> JSONDict:
         "cores": os.cpu_count(),
         "mem_gib": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
-        "command": " ".join([Path(sys.executable).name, "-m", *sys.argv]) if sys.argv else "",
+        "command": " ".join([".venv/bin/python -m", f"bench.{Path(sys.argv[0]).stem}", *sys.argv[1:]]),
         "loadavg_start": loadavg(),
     }
 
