@@ -172,18 +172,28 @@ async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender, m
 async def _linked_client(conn: asyncpg.Connection, sender: Sender) -> int | None:
     """An existing client this new identity provably belongs to: same e-mail or phone they gave us."""
     if sender.email:
-        found: int | None = await conn.fetchval(
-            "SELECT id FROM clients WHERE lower(email) = lower($1) AND merged_into IS NULL ORDER BY id LIMIT 1 FOR SHARE",
-            sender.email,
-        )
+        found = await _live_card(conn, "lower(email) = lower($1) AND email <> ''", sender.email)
         if found:
             return found
     if sender.phone:
-        found = await conn.fetchval(
-            "SELECT id FROM clients WHERE phone = $1 AND merged_into IS NULL ORDER BY id LIMIT 1 FOR SHARE", sender.phone
+        return await _live_card(conn, "phone = $1", sender.phone)
+    return None
+
+
+async def _live_card(conn: asyncpg.Connection, match: str, value: str) -> int | None:
+    """The live card of the first client matching, share-locked so that a merge cannot take it away meanwhile.
+
+    A matching card merged away leads to the card it was merged into. If a merge
+    commits while we wait for the lock, look again: the card to link to moved.
+    """
+    for _attempt in range(3):
+        root: int | None = await conn.fetchval(
+            f"SELECT client_root(id) FROM clients WHERE {match} ORDER BY merged_into IS NOT NULL, id LIMIT 1", value
         )
-        if found:
-            return found
+        if root is None:
+            return None
+        if await conn.fetchval("SELECT id FROM clients WHERE id = $1 AND merged_into IS NULL FOR SHARE", root):
+            return root
     return None
 
 

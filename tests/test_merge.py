@@ -9,6 +9,7 @@ the store is back to the people it started with.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from typing import Any
@@ -323,3 +324,29 @@ async def test_card_fields_first_touch_and_notes(hub: RunningHub, api: httpx.Asy
     assert [n["text"] for n in card["notes"]] == ["calls after 18:00", "asked about promo"]
     assert sum(e["type"] == "note.created" for e in card["timeline"]) == 2
     assert (await api.post("/api/v1/clients/999999/notes", json={"text": "x"})).status_code == 404
+
+
+async def test_merging_while_the_people_write_neither_deadlocks_nor_strands_a_row(pool: asyncpg.Pool) -> None:
+    """Ingest locks an identity, then its card; a merge takes the same order, so they wait instead of deadlocking."""
+    ch = await add_channel(pool, kind="loopback", name="Bot", settings={}, secrets={})
+    agent = await make_agent(pool, "agent")
+    for n in range(15):
+        a = await ingest(pool, InboundMessage(channel_id=ch, external_id=f"a{n}", sender=Sender(f"a{n}", "A"), text="x"))
+        b = await ingest(pool, InboundMessage(channel_id=ch, external_id=f"b{n}", sender=Sender(f"b{n}", "B", email=f"b{n}@x.org"),
+                                              text="x"))
+        survivor, merged = (a.client_id, b.client_id) if n % 2 else (b.client_id, a.client_id)
+        await asyncio.gather(
+            clients.merge_clients(pool, client_id=survivor, other_id=merged, agent=agent),
+            # a known sender shares a phone (fills the card), a new identity gives B's e-mail (links to B's card)
+            ingest(pool, InboundMessage(channel_id=ch, external_id=f"a{n}-2", sender=Sender(f"a{n}", "A", phone=f"+7999{n:07}"),
+                                        text="y")),
+            ingest(pool, InboundMessage(channel_id=ch, external_id=f"c{n}", sender=Sender(f"c{n}", "C", email=f"b{n}@x.org"),
+                                        text="z")),
+        )
+        stranded = await pool.fetchval(
+            "SELECT count(*) FROM identities i JOIN clients c ON c.id = i.client_id WHERE c.merged_into IS NOT NULL"
+        )
+        assert stranded == 0, n
+        assert await pool.fetchval(
+            "SELECT count(DISTINCT client_id) FROM identities WHERE external_id = ANY($1::text[])", [f"a{n}", f"b{n}", f"c{n}"]
+        ) == 1
