@@ -212,11 +212,16 @@ async def test_a_breach_escalates_once_live_and_is_reported(hub: RunningHub, api
             created = dt.datetime.fromisoformat((await api.get(f"/api/v1/conversations/{conv}")).json()["created_at"])
             assert dt.datetime.fromisoformat(clock["clocks"][0]["due_at"]) == created + dt.timedelta(seconds=1)
 
+            seen: list[dict[str, Any]] = []
             async with asyncio.timeout(20):
                 while True:
                     event = json.loads(await ws.recv())
                     if event.get("type") == "sla.breached":
                         break
+                    seen.append(event)
+            # the inbox learned of the running clock live, before it ran out
+            started = [e for e in seen if e.get("type") == "conversation.updated" and e["data"]["conversation"]["sla"]]
+            assert started and started[0]["data"]["conversation"]["sla"]["clocks"][0]["metric"] == "first_response"
             assert event["conversation_id"] == conv
             assert event["data"]["metric"] == "first_response"
             assert event["data"]["team"] == {"id": ids["team"], "name": "Support"}
