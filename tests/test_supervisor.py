@@ -38,7 +38,7 @@ async def test_two_processes_poll_each_channel_once_and_fail_over(pool: asyncpg.
     try:
         pids = {p.pid for p in procs}
         for ch in channels:
-            await wait_for(lambda ch=ch: holder_pid(pool, ch), timeout=30)
+            await wait_for(lambda ch=ch: holder_pid(pool, ch), timeout=120)
         # watch for a while: each channel stays with one process, and it is one of ours
         owners: dict[int, set[int]] = {ch: set() for ch in channels}
         for _ in range(10):
@@ -58,7 +58,7 @@ async def test_two_processes_poll_each_channel_once_and_fail_over(pool: asyncpg.
         os.kill(victim_pid, signal.SIGKILL)
         victim.wait(timeout=10)
         for ch in channels:
-            await wait_for(lambda ch=ch: _held_by(pool, ch, survivor.pid), timeout=20)
+            await wait_for(lambda ch=ch: _held_by(pool, ch, survivor.pid), timeout=60)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -78,7 +78,7 @@ async def test_a_crashing_loop_restarts_and_its_error_is_shown(hub: RunningHub, 
     LoopbackConnector.run_failures[1] = [RuntimeError("login refused by the channel")]
     ch = await add_channel(hub.pool, kind="loopback", name="flaky", settings={}, secrets={})
     assert ch == 1
-    await wait_for(lambda: holder_pid(hub.pool, ch), timeout=15)  # restarted after the crash
+    await wait_for(lambda: holder_pid(hub.pool, ch), timeout=30)  # restarted after the crash
     channels = (await api.get("/api/v1/channels")).json()["items"]
     assert channels[0]["last_error"] == "RuntimeError: login refused by the channel"
     assert channels[0]["last_error_at"] is not None
