@@ -21,6 +21,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Nothing to reset: pool connections hold no session state (LISTEN and advisory locks use
+    their own connections). asyncpg still rolls back an open transaction; this skips its default
+    reset query, a round trip on every release."""
+
+
 async def connect(url: str) -> asyncpg.Connection:
     """A dedicated connection (LISTEN, advisory locks), with the same codecs as the pool."""
     try:
@@ -33,7 +39,9 @@ async def connect(url: str) -> asyncpg.Connection:
 
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset_connection
+        )
     except (OSError, asyncpg.PostgresError) as e:
         raise ConfigError(f"cannot connect to the database ({_reason(e)}); check OMNIHUB_DATABASE_URL") from None
     assert pool is not None

@@ -67,7 +67,8 @@ class OutboxDispatcher:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 log.warning("outbox cannot reach the database (%s)", e)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._next_due())
+                due = await self._next_due()  # before creating the wait(): a cancel here must not leak it
+                await asyncio.wait_for(self._wake.wait(), timeout=due)
             self._wake.clear()
 
     async def _next_due(self) -> float:

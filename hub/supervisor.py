@@ -37,6 +37,7 @@ class Supervisor:
         self._poll_inbound = poll_inbound
         self._holders: dict[int, asyncio.Task[None]] = {}
         self._senders: dict[int, Connector] = {}
+        self._senders_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.running: set[int] = set()  # channels whose inbound loop runs in this process
 
@@ -59,12 +60,17 @@ class Supervisor:
     async def connector_for(self, channel_id: int) -> Connector:
         """The connector that sends for a channel (one per channel per process)."""
         connector = self._senders.get(channel_id)
-        if connector is None:
-            account = await channels.get_account(self._pool, channel_id)
-            if account is None:
-                raise LookupError(f"channel {channel_id} does not exist")
-            connector = make_connector(account)
-            self._senders[channel_id] = connector
+        if connector is not None:
+            return connector
+        # Replies of many conversations ask at once; all must share one instance (and its rate limits).
+        async with self._senders_lock:
+            connector = self._senders.get(channel_id)
+            if connector is None:
+                account = await channels.get_account(self._pool, channel_id)
+                if account is None:
+                    raise LookupError(f"channel {channel_id} does not exist")
+                connector = make_connector(account)
+                self._senders[channel_id] = connector
         return connector
 
     async def _scan_forever(self) -> None:

@@ -87,18 +87,21 @@ class VisitorSession:
         self.name = ""
         self.email = ""
         self.own: dict[int, bool] = {}  # conversation id -> belongs to this visitor
+        self.client_id: int | None = None
         self.queue: asyncio.Queue[JSON] = asyncio.Queue(maxsize=1000)
 
     async def history(self) -> tuple[int | None, list[JSON]]:
         pool = self.hub.pool
-        conv_id = await pool.fetchval(
-            "SELECT c.id FROM conversations c JOIN identities i ON i.id = c.identity_id"
-            " WHERE i.channel_id = $1 AND i.external_id = $2 ORDER BY c.id DESC LIMIT 1",
+        row = await pool.fetchrow(
+            "SELECT i.client_id, (SELECT c.id FROM conversations c WHERE c.identity_id = i.id ORDER BY c.id DESC LIMIT 1)"
+            " AS conv_id FROM identities i WHERE i.channel_id = $1 AND i.external_id = $2",
             self.channel_id,
             self.visitor_id,
         )
-        if conv_id is None:
+        if row is None or row["conv_id"] is None:
             return None, []
+        self.client_id = row["client_id"]
+        conv_id = row["conv_id"]
         self.own[conv_id] = True
         rows = await pool.fetch(
             "SELECT * FROM (" + MESSAGE_SELECT + " WHERE m.conversation_id = $1 ORDER BY m.id DESC LIMIT $2) x"
@@ -115,6 +118,16 @@ class VisitorSession:
                 return
         elif t != "agent.typing":
             return
+        # Decide in memory: with thousands of visitors online, a query per event per socket is too many.
+        mine = self.own.get(event["conversation_id"])
+        if mine is False:
+            return
+        if mine is None:
+            # A conversation this socket has not seen (the visitor's other tab opened it):
+            # only one of this visitor's own client can be theirs; `owns` checks the rest.
+            conversation = event["data"].get("conversation") or {}
+            if self.client_id is None or conversation.get("client_id") != self.client_id:
+                return
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(event)
 
@@ -196,6 +209,7 @@ class VisitorSession:
             ),
         )
         self.own[result.conversation_id] = True
+        self.client_id = result.client_id
         stored = await fetch_message(self.hub.pool, result.message_id)
         assert stored is not None
         await self.ws.send_json({"type": "ack", "client_msg_id": client_msg_id, "message": widget_message(stored)})
