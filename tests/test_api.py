@@ -251,3 +251,20 @@ async def test_a_snooze_that_runs_out_reopens_the_conversation(hub: RunningHub, 
         await wait_for(reopened, timeout=5)
     finally:
         task.cancel()
+
+
+async def test_search_finds_the_same_conversations_for_rare_and_common_words(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ids = await seed(hub.pool)
+    # make "parcel" common (more hits than the index probe takes), in the English conversation only
+    await hub.pool.execute(
+        "INSERT INTO messages (conversation_id, channel_id, external_id, direction, text, status)"
+        " SELECT $1, $2, 'bulk-' || g, 'in', 'parcels again, note ' || g, 'received' FROM generate_series(1, 600) g",
+        ids["conv_en"],
+        ids["mail"],
+    )
+    common = (await api.get("/api/v1/conversations?q=parcel")).json()["items"]
+    assert [c["id"] for c in common] == [ids["conv_en"]]
+    rare = (await api.get("/api/v1/conversations?q=заказ")).json()["items"]
+    assert [c["id"] for c in rare] == [ids["conv_ru"]]
+    nothing = (await api.get("/api/v1/conversations?q=zeppelin")).json()["items"]
+    assert nothing == []
