@@ -13,7 +13,7 @@ import asyncpg
 from hub.events import publish
 from hub.types import Cursor, InboundMessage, IngestResult, Sender
 from inbox import first_touch, suggestions
-from inbox.views import fetch_conversation, fetch_message
+from inbox.views import fetch_conversation, fetch_message, message_json
 
 
 async def ingest(pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
@@ -23,13 +23,7 @@ async def ingest(pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
 
 async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult:
     """The ingest transaction's body, for callers that already hold a transaction."""
-    identity_id, client_id = await _identity(conn, m.channel_id, m.sender, m)
-
-    existing = await conn.fetchrow(
-        "SELECT id, conversation_id FROM messages WHERE channel_id = $1 AND external_id = $2",
-        m.channel_id,
-        m.external_id,
-    )
+    identity_id, client_id, existing = await _identity(conn, m.channel_id, m.sender, m)
     if existing:
         if "edited" in m.flags:
             await _apply_edit(conn, existing["id"], m, client_id)
@@ -38,11 +32,13 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
 
     conversation_id, conversation_created = await _conversation(conn, m, identity_id, client_id)
     status = "received" if m.direction == "in" else "sent"
-    message_id = await conn.fetchval(
+    inserted = await conn.fetchrow(
         "INSERT INTO messages (conversation_id, channel_id, external_id, direction, text, html, attachments,"
         " flags, status, created_at, sent_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), CASE WHEN $4 = 'out' THEN now() END)"
-        " ON CONFLICT (channel_id, external_id) DO NOTHING RETURNING id",
+        " ON CONFLICT (channel_id, external_id) DO NOTHING"
+        " RETURNING id, conversation_id, channel_id, direction, text, html, attachments, flags, status, error,"
+        " author_agent_id, created_at, sent_at, edited_at, external_id",
         conversation_id,
         m.channel_id,
         m.external_id,
@@ -54,7 +50,7 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         status,
         m.sent_at,
     )
-    if message_id is None:  # a concurrent ingest of the same message won
+    if inserted is None:  # a concurrent ingest of the same message won
         row = await conn.fetchrow(
             "SELECT id, conversation_id FROM messages WHERE channel_id = $1 AND external_id = $2",
             m.channel_id,
@@ -62,6 +58,7 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         )
         await advance_cursor(conn, m.channel_id, m.cursor)
         return IngestResult(row["id"], row["conversation_id"], client_id, created=False)
+    message_id: int = inserted["id"]
 
     if _automatic(m):
         pass  # an out-of-office or a bounce is kept, but neither reopens nor counts as unread
@@ -78,7 +75,17 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
     await advance_cursor(conn, m.channel_id, m.cursor)
 
     conversation = await fetch_conversation(conn, conversation_id)
-    message = await fetch_message(conn, message_id)
+    assert conversation is not None
+    # The message as the API shows it, from what the insert returned (no second read).
+    message = message_json(
+        {
+            **dict(inserted),
+            "channel_kind": conversation["channel"]["kind"],
+            "agent_name": None,
+            "client_id": client_id,
+            "client_name": conversation["client"]["name"],
+        }
+    )
     if conversation_created:
         await publish(
             conn, "conversation.created", data={"conversation": conversation},
@@ -111,17 +118,26 @@ async def _apply_edit(conn: asyncpg.Connection, message_id: int, m: InboundMessa
     )
 
 
-async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender, m: InboundMessage) -> tuple[int, int]:
-    """The sender's identity and client, created on first contact; locked for this transaction.
+async def _identity(
+    conn: asyncpg.Connection, channel_id: int, sender: Sender, m: InboundMessage
+) -> tuple[int, int, asyncpg.Record | None]:
+    """The sender's identity and client, created on first contact and locked for this transaction,
+    and the message if it is stored already (read in the same round trip).
 
     The row lock serialises concurrent messages from one sender, so they land
     in one conversation rather than racing to open two.
     """
     row = await conn.fetchrow(
-        "SELECT id, client_id FROM identities WHERE channel_id = $1 AND external_id = $2 FOR UPDATE",
+        "SELECT i.id, i.client_id, m.id AS message_id, m.conversation_id"
+        " FROM identities i LEFT JOIN messages m ON m.channel_id = i.channel_id AND m.external_id = $3"
+        " WHERE i.channel_id = $1 AND i.external_id = $2 FOR UPDATE OF i",
         channel_id,
         sender.external_id,
+        m.external_id,
     )
+    existing = await _stored(conn, m) if row is None else None
+    if row and row["message_id"] is not None:
+        existing = {"id": row["message_id"], "conversation_id": row["conversation_id"]}
     if row:
         if sender.phone or sender.email:  # details the person gave us (a shared contact) fill gaps on the card
             filled = await conn.execute(
@@ -134,7 +150,7 @@ async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender, m
             )
             if filled != "UPDATE 0":  # a phone on the card now may match another card's name and phone
                 await suggestions.for_client(conn, row["client_id"])
-        return row["id"], row["client_id"]
+        return row["id"], row["client_id"], existing
     client_id = await _linked_client(conn, sender)
     new_client = client_id is None
     if client_id is None:
@@ -165,8 +181,17 @@ async def _identity(conn: asyncpg.Connection, channel_id: int, sender: Sender, m
             channel_id,
             sender.external_id,
         )
-        return row["id"], row["client_id"]
-    return identity_id, client_id
+        return row["id"], row["client_id"], existing
+    return identity_id, client_id, existing
+
+
+async def _stored(conn: asyncpg.Connection, m: InboundMessage) -> asyncpg.Record | None:
+    found: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT id, conversation_id FROM messages WHERE channel_id = $1 AND external_id = $2",
+        m.channel_id,
+        m.external_id,
+    )
+    return found
 
 
 async def _linked_client(conn: asyncpg.Connection, sender: Sender) -> int | None:

@@ -10,6 +10,7 @@ import pytest
 from hub.channels import add_channel
 from hub.types import Cursor, InboundMessage, Sender
 from inbox.ingest import ingest, ingest_in
+from inbox.views import fetch_message
 
 
 async def loopback_channel(pool: asyncpg.Pool, name: str = "loop") -> int:
@@ -124,6 +125,7 @@ async def test_event_is_published_with_the_message(pool: asyncpg.Pool) -> None:
     assert payload["message"]["text"] == "Где мой заказ?"
     assert payload["message"]["direction"] == "in"
     assert payload["conversation"]["unread_count"] == 1
+    assert payload["message"] == await fetch_message(pool, r.message_id)  # the event shows what the API shows
 
 
 async def test_an_edit_updates_the_message_and_keeps_the_old_text(pool: asyncpg.Pool) -> None:
