@@ -71,6 +71,8 @@ export const api = {
     request("POST", `/conversations/${id}/status`, snoozedUntil ? { status, snoozed_until: snoozedUntil } : { status }),
   markRead: (id) => request("POST", `/conversations/${id}/read`),
   client: (id) => request("GET", `/clients/${id}`),
+  presence: () => all("/presence"),
+  queue: () => all("/queue"),
 };
 
 // Built from the hash, never from a server-supplied URL, so a link can only

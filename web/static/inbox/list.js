@@ -2,6 +2,7 @@
 import { h, clear, channelBadge, initials, debounce } from "./dom.js";
 import { t, formatTime } from "./i18n.js";
 import { state, sortedConversations } from "./state.js";
+import { slaBadge, priorityBadge } from "./sla.js";
 
 let els = null;
 let handlers = null;
@@ -80,6 +81,7 @@ function row(conv) {
   h("span", { class: "conv-body" },
     h("span", { class: "conv-top" },
       h("span", { class: "conv-name" }, name),
+      priorityBadge(conv),
       h("time", { class: "conv-time", datetime: conv.last_activity_at }, formatTime(conv.last_activity_at))),
     h("span", { class: "conv-mid" },
       h("span", { class: "conv-preview" }, preview || conv.subject || "—"),
@@ -87,5 +89,6 @@ function row(conv) {
     h("span", { class: "conv-meta" },
       channelBadge(conv.channel?.kind, conv.channel?.name),
       conv.status !== "open" ? h("span", { class: `pill st-${conv.status}` }, t(`status.${conv.status}`)) : null,
-      conv.assignee ? h("span", { class: "conv-assignee" }, conv.assignee.name) : null)));
+      conv.assignee ? h("span", { class: "conv-assignee" }, conv.assignee.name) : null,
+      slaBadge(conv))));
 }

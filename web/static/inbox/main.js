@@ -8,6 +8,8 @@ import { mountList, renderList, renderFilters } from "./list.js";
 import * as thread from "./thread.js";
 import * as card from "./card.js";
 import { installShortcuts } from "./keys.js";
+import { refreshClocks } from "./sla.js";
+import { loadPresence, setAgentPresence, myPresence, setMyPresence } from "./presence.js";
 
 let socket = null;
 let listToken = 0;
@@ -68,12 +70,18 @@ async function startApp(me) {
     onBack: () => setView("thread"),
     onOpenConversation: (c) => { upsertConversation(c); select(c.id); },
   });
-  [state.channels, state.agents] = await Promise.all([
+  let presence;
+  [state.channels, state.agents, presence] = await Promise.all([
     api.channels().catch(() => []),
     api.agents().catch(() => []),
+    api.presence().catch(() => []),
   ]);
+  loadPresence(presence);
   renderFilters();
-  socket = new AgentSocket({ onEvent, onState: showConnection, onUnauthorized: () => showLogin() });
+  renderPresenceToggle();
+  clearInterval(startApp.clockTimer);
+  startApp.clockTimer = setInterval(() => refreshClocks(), 30000);
+  socket = new AgentSocket({ onEvent, onState: onSocketState, onUnauthorized: () => showLogin() });
   socket.start();
   await reloadList();
 }
@@ -168,6 +176,11 @@ function onEvent(ev) {
     thread.showTyping(ev.conversation_id);
     return;
   }
+  if (ev.type === "agent.presence") {
+    if (setAgentPresence(ev.agent_id, ev.status)) thread.refreshHeader();
+    return;
+  }
+  if (ev.type === "sla.breached") showBreach(d);
   if (d.conversation) onConversationEvent(d.conversation);
   if (d.message) {
     if (ev.type === "message.created") {
@@ -202,6 +215,46 @@ function renderListSoon() {
   }, 30);
 }
 
+// ---- presence and SLA alerts ------------------------------------------------------
+
+// Every new socket starts online on the server: say "away" again after a reconnect.
+function onSocketState(s) {
+  showConnection(s);
+  if (s.state === "open" && myPresence() === "away") socket?.send({ type: "presence", status: "away" });
+}
+
+function renderPresenceToggle() {
+  const btn = $("#presence-toggle");
+  if (!btn) return;
+  const away = myPresence() === "away";
+  btn.dataset.status = myPresence();
+  btn.setAttribute("aria-pressed", String(away));
+  btn.title = t("presence.toggle_title");
+  btn.textContent = t(away ? "presence.away" : "presence.online");
+}
+
+function togglePresence() {
+  setMyPresence(myPresence() === "away" ? "online" : "away");
+  socket?.send({ type: "presence", status: myPresence() });
+  renderPresenceToggle();
+}
+
+function showBreach(d) {
+  const conv = d.conversation;
+  if (!conv) return;
+  const box = $("#sla-alert");
+  const metric = t(`sla.${d.metric}`);
+  clear(box,
+    h("span", { class: "sla-alert-text" },
+      t("sla.breached", { metric, name: conv.client?.name || `#${conv.client_id}` })),
+    h("button", { type: "button", class: "link-btn", onclick: () => { box.hidden = true; select(conv.id); } }, t("sla.open")),
+    h("button", { type: "button", class: "link-btn sla-alert-close", "aria-label": t("help.close"), onclick: () => { box.hidden = true; } }, "×"));
+  box.dataset.conversation = String(conv.id);
+  box.hidden = false;
+  clearTimeout(showBreach.timer);
+  showBreach.timer = setTimeout(() => { box.hidden = true; }, 15000);
+}
+
 let bannerTimer = null;
 
 function showConnection({ state: s, retryAt, attempt }) {
@@ -231,6 +284,10 @@ function showError(err) {
 // ---- boot ----------------------------------------------------------------------
 
 function mountChrome() {
+  $("#me-name").before(h("button", {
+    type: "button", class: "btn btn-ghost btn-sm presence-toggle", id: "presence-toggle", onclick: togglePresence,
+  }));
+  document.body.append(h("div", { class: "sla-alert", id: "sla-alert", role: "alert", hidden: true }));
   const langSel = $("#lang");
   clear(langSel, LANGS.map((l) => h("option", { value: l }, l.toUpperCase())));
   langSel.value = getLang();
@@ -242,6 +299,7 @@ function mountChrome() {
     langSel.value = getLang();
     if (document.body.dataset.screen !== "app") return;
     renderFilters();
+    renderPresenceToggle();
     renderList();
     thread.renderStatic();
     card.render();

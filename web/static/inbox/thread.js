@@ -5,6 +5,8 @@ import { t } from "./i18n.js";
 import { api } from "./api.js";
 import { state, channelName } from "./state.js";
 import { renderItem, dayDivider } from "./messages.js";
+import { slaBadge, priorityBadge } from "./sla.js";
+import { agentPresence } from "./presence.js";
 
 const TYPING_SHOW_MS = 5000;
 const TYPING_SEND_MS = 3000;
@@ -250,6 +252,8 @@ function renderHeader() {
       h("div", { class: "thread-sub" },
         channelBadge(c.channel?.kind, c.channel?.name),
         h("span", { class: `pill st-${c.status}`, id: "conv-status" }, t(`status.${c.status}`)),
+        priorityBadge(c),
+        slaBadge(c),
         h("span", { class: "muted", id: "conv-assignee" },
           c.assignee ? t("thread.assigned_to", { name: c.assignee.name }) : t("thread.unassigned")),
         c.subject ? h("span", { class: "muted subject" }, c.subject) : null)),
@@ -258,6 +262,7 @@ function renderHeader() {
       mine
         ? h("button", { type: "button", class: "btn", id: "unassign", onclick: () => cb.onAction("assign", null) }, t("thread.unassign"))
         : h("button", { type: "button", class: "btn", id: "assign-me", onclick: () => cb.onAction("assign", state.me.id) }, t("thread.assign_me")),
+      assignSelect(c),
       c.status !== "pending" && !resolved
         ? h("button", { type: "button", class: "btn", id: "pending", onclick: () => cb.onAction("status", { status: "pending" }) }, t("thread.pending"))
         : null,
@@ -265,4 +270,27 @@ function renderHeader() {
       resolved
         ? h("button", { type: "button", class: "btn", id: "reopen", onclick: () => cb.onAction("status", { status: "open" }) }, t("thread.reopen"))
         : h("button", { type: "button", class: "btn btn-primary", id: "resolve", onclick: () => cb.onAction("status", { status: "resolved" }) }, `✓ ${t("thread.resolve")}`)));
+}
+
+// Assign to a colleague; each shows their presence (GET /presence, then live agent.presence).
+function assignSelect(c) {
+  const others = state.agents.filter((a) => a.id !== state.me?.id);
+  if (!others.length) return null;
+  const sel = h("select", { class: "select select-btn", id: "assign-to", "aria-label": t("thread.assign_to") },
+    h("option", { value: "" }, t("thread.assign_to")),
+    others.map((a) => {
+      const status = agentPresence(a.id);
+      return h("option", {
+        value: String(a.id), dataset: { presence: status }, selected: c.assignee?.id === a.id,
+      }, `${status === "online" ? "●" : status === "away" ? "◐" : "○"} ${a.name} — ${t(`presence.${status}`)}`);
+    }));
+  sel.addEventListener("change", () => {
+    if (sel.value) cb.onAction("assign", Number(sel.value));
+  });
+  return sel;
+}
+
+// Repaint the header (presence of colleagues changed).
+export function refreshHeader() {
+  if (th.conv) renderHeader();
 }

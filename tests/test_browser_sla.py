@@ -1,0 +1,207 @@
+"""The inbox shows routing: SLA clocks, priority, breach alerts and presence, in a real browser.
+
+Same set-up as tests/test_browser.py: Debian's Chromium through Playwright
+against a whole hub on a real uvicorn server. Screenshots go to the temp
+directory (omnihub-screenshots/sla-*.png).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from hub import db
+from hub.channels import add_channel
+from hub.types import InboundMessage, Sender
+from inbox.ingest import ingest
+from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
+from tests.test_browser import CHROMIUM_ARGS, Person, open_person
+
+pytestmark = pytest.mark.timeout(180)
+
+SCREENSHOTS = Path(tempfile.gettempdir()) / "omnihub-screenshots"
+
+expect.set_options(timeout=10_000)
+
+
+@dataclass
+class Desk:
+    hub: RunningHub
+    channel_id: int
+    anna: dict[str, Any]
+    boris: dict[str, Any]
+    admin: httpx.AsyncClient
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def desk(database_url: str) -> AsyncIterator[Desk]:
+    """A hub with a (disabled) Telegram channel, two agents and an admin API client."""
+    conn = await db.connect(database_url)
+    try:
+        channel_id = await add_channel(conn, kind="telegram", name="Telegram bot", settings={}, secrets={})
+        await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", channel_id)
+    finally:
+        await conn.close()
+    async with start_hub(database_url) as h:
+        anna = await make_agent(h.pool, "agent", name="Anna Agent")
+        boris = await make_agent(h.pool, "agent", name="Boris Agent")
+        admin = await login(h.base_url, await make_agent(h.pool, "admin", name="Alice Admin"))
+        try:
+            yield Desk(h, channel_id, anna, boris, admin)
+        finally:
+            await admin.aclose()
+
+
+async def open_agent(browser: Browser, desk: Desk, agent: dict[str, Any]) -> Person:
+    a = await open_person(browser)
+    await a.page.goto(f"{desk.hub.base_url}/")
+    await a.page.fill("#login-email", agent["email"])
+    await a.page.fill("#login-password", agent["password"])
+    await a.page.click("#login-submit")
+    await expect(a.page.locator("#conv-items")).to_be_visible()
+    await expect(a.page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    return a
+
+
+async def say(desk: Desk, external_id: str, sender: Sender, text: str) -> int:
+    await ingest(
+        desk.hub.pool,
+        InboundMessage(channel_id=desk.channel_id, external_id=external_id, sender=sender, text=text),
+    )
+    conv_id: int = await desk.hub.pool.fetchval(
+        "SELECT conversation_id FROM messages WHERE external_id = $1", external_id
+    )
+    return conv_id
+
+
+async def shot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    await page.screenshot(path=str(path))
+    return path
+
+
+async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Browser, desk: Desk) -> None:
+    r = await desk.admin.post("/api/v1/sla/policies", json={"name": "Answer fast", "first_response_seconds": 60})
+    assert r.status_code == 201, r.text
+
+    # A VIP client waiting since before the agent opened the inbox.
+    vip = await say(desk, "vip-1", Sender("7001", "Viktor VIP"), "Where is my order?")
+    await desk.hub.pool.execute(
+        "UPDATE clients SET segment = 'vip' WHERE id = (SELECT client_id FROM conversations WHERE id = $1)", vip
+    )
+
+    async def vip_clock() -> Any:
+        return await desk.hub.pool.fetchval("SELECT due_at FROM sla_clocks WHERE conversation_id = $1", vip)
+
+    await wait_for(vip_clock)
+    agent = await open_agent(browser, desk, desk.anna)
+    page = agent.page
+    vip_row = page.locator(".conv", has_text="Viktor VIP")
+    await expect(vip_row.locator(".prio-vip")).to_have_text("VIP")
+    await expect(vip_row.locator(".sla-clock")).to_have_text(re.compile(r"^due in 1 min$"))
+
+    # A new conversation arrives live; its clock follows from conversation.updated.
+    conv = await say(desk, "late-1", Sender("7002", "Lena Late"), "Hello? Anybody there?")
+    row = page.locator(".conv", has_text="Lena Late")
+    clock = row.locator(".sla-clock")
+    await expect(clock).to_have_text("due in 1 min")
+    await expect(clock).to_have_attribute("data-level", "ok")
+    await row.click()
+    await expect(page.locator(".thread-sub .sla-clock")).to_have_text("due in 1 min")
+
+    # The target passes (moved into the past rather than waited for): the hub breaches the
+    # clock and the list, the header and an alert follow live.
+    await desk.hub.pool.execute(
+        "UPDATE sla_clocks SET due_at = now() - interval '5 minutes' WHERE conversation_id = $1", conv
+    )
+    await expect(clock).to_have_text("overdue 5 min")
+    await expect(clock).to_have_attribute("data-level", "overdue")
+    await expect(clock).to_have_css("color", "rgb(210, 59, 59)")
+    await expect(row.locator(".prio-urgent")).to_have_text("Urgent")
+    await expect(page.locator(".thread-sub .sla-clock")).to_have_text("overdue 5 min")
+    alert = page.locator("#sla-alert")
+    await expect(alert).to_be_visible()
+    await expect(alert).to_contain_text("SLA breached (First response): Lena Late")
+    path = await shot(page, "sla-overdue.png")
+    assert path.stat().st_size > 0
+
+    # The other row's clock is untouched and repaints in place from its due time, without a refetch.
+    assert await page.evaluate(
+        "() => { const el = [...document.querySelectorAll('.conv')].find((r) => r.textContent.includes('Viktor VIP'))"
+        ".querySelector('.sla-clock'); el.dataset.due = String(Date.now() - 125 * 60000);"
+        " return import('/static/inbox/sla.js').then((m) => { m.refreshClocks(); return el.textContent; }); }"
+    ) == "overdue 2 h 5 min"
+
+    # Russian.
+    await page.select_option("#lang", "ru")
+    await expect(clock).to_have_text("просрочено на 5 мин")
+    await expect(row.locator(".prio-urgent")).to_have_text("Срочно")
+
+    # The alert opens the conversation.
+    await page.select_option("#lang", "en")
+    await page.click(".conv >> nth=0")
+    await expect(page.locator("#sla-alert")).to_be_visible()
+    await page.locator("#sla-alert").get_by_role("button", name="Open").click()
+    await expect(page.locator(".client-link")).to_have_text("Lena Late")
+    await expect(page.locator("#sla-alert")).to_be_hidden()
+
+    await agent.assert_nothing_ran()
+    await agent.context.close()
+
+
+async def test_presence_toggle_sends_away_and_colleagues_see_it(browser: Browser, desk: Desk) -> None:
+    await say(desk, "p-1", Sender("7101", "Pavel"), "Hi")
+    anna = await open_agent(browser, desk, desk.anna)
+    boris = await open_agent(browser, desk, desk.boris)
+    await anna.page.click(".conv", timeout=10_000)
+    boris_option = anna.page.locator("#assign-to option", has_text="Boris Agent")
+    await expect(boris_option).to_have_attribute("data-presence", "online")
+
+    toggle = boris.page.locator("#presence-toggle")
+    await expect(toggle).to_have_text("Online")
+    await toggle.click()
+    await expect(toggle).to_have_text("Away")
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+
+    async def boris_status() -> str:
+        r = await desk.admin.get("/api/v1/presence")
+        return next(p["status"] for p in r.json()["items"] if p["agent"]["id"] == desk.boris["id"])
+
+    await wait_for(lambda: _is(boris_status, "away"))
+    await expect(boris_option).to_have_attribute("data-presence", "away")
+    await expect(boris_option).to_contain_text("Boris Agent — Away")
+    await shot(boris.page, "sla-presence-away.png")
+
+    # Assigning to a colleague from the select.
+    await anna.page.select_option("#assign-to", str(desk.boris["id"]))
+    await expect(anna.page.locator("#conv-assignee")).to_have_text("Assigned to Boris Agent")
+
+    await toggle.click()
+    await expect(toggle).to_have_text("Online")
+    await wait_for(lambda: _is(boris_status, "online"))
+    await expect(boris_option).to_have_attribute("data-presence", "online")
+
+    for p in (anna, boris):
+        await p.assert_nothing_ran()
+        await p.context.close()
+
+
+async def _is(get: Any, want: str) -> bool:
+    return bool(await get() == want)
