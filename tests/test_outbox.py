@@ -10,7 +10,7 @@ from hub.errors import PermanentFailure, RetryAfter, TemporaryFailure
 from hub.outbox import backoff
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
-from tests.conftest import RunningHub, wait_for
+from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
 from tests.loopback import LoopbackConnector
 
 
@@ -118,3 +118,30 @@ async def test_a_lease_left_by_a_dead_process_is_taken_over(hub: RunningHub, api
     await hub.hub.outbox.start()
     await wait_for(lambda: _is(hub.pool, message["id"], "sent"), timeout=20)
     assert len(LoopbackConnector.sent[ch]) == 1
+
+
+async def test_a_reply_with_files_goes_out_with_its_attachments(database_url: str) -> None:
+    async with start_hub(database_url, max_attachment_bytes=2000) as h:
+        ch, conv = await conversation(h.pool)
+        client = await login(h.base_url, await make_agent(h.pool))
+        try:
+            files = [("file", ("menu.pdf", b"%PDF-1.4 tiny", "application/pdf")), ("file", ("cup.png", b"\x89PNG...", "image/png"))]
+            r = await client.post(f"/api/v1/conversations/{conv}/messages", data={"text": "Here you go"}, files=files)
+            assert r.status_code == 201, r.text
+            message = r.json()
+            assert [(a["filename"], a["kind"]) for a in message["attachments"]] == [("menu.pdf", "document"), ("cup.png", "photo")]
+            await wait_for(lambda: _is(h.pool, message["id"], "sent"))
+            (sent,) = LoopbackConnector.sent[ch]
+            assert [a.filename for a in sent.attachments] == ["menu.pdf", "cup.png"]
+            download = await client.get(message["attachments"][0]["url"])
+            assert download.content == b"%PDF-1.4 tiny"
+            # only files, no text, is fine; a file over the limit is refused with the reason, nothing queued
+            only_file = await client.post(f"/api/v1/conversations/{conv}/messages", files=[files[1]])
+            assert only_file.status_code == 201
+            big = await client.post(f"/api/v1/conversations/{conv}/messages", data={"text": "x"}, files=[("file", ("big.bin", b"0" * 3000, "application/octet-stream"))])
+            assert big.status_code == 413 and "big.bin" in big.json()["error"]
+            empty = await client.post(f"/api/v1/conversations/{conv}/messages", data={"text": " "})
+            assert empty.status_code == 400
+            assert await h.pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'out'") == 2
+        finally:
+            await client.aclose()

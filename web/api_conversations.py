@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hub.types import Attachment
 from inbox import conversations as convs
 from inbox.notes import add_note, list_notes
 from inbox.reply import retry_message, send_reply
@@ -53,12 +55,42 @@ async def list_messages(request: Request) -> Response:
 
 @role("agent")
 async def reply(request: Request) -> Response:
-    body = await json_body(request, "text")
-    text = text_field(body, "text")
+    """JSON `{text}`, or multipart/form-data with a `text` field and up to 10 `file` parts."""
+    attachments: tuple[Attachment, ...] = ()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        text, attachments = await _reply_form(request)
+    else:
+        text = text_field(await json_body(request, "text"), "text")
     message = await send_reply(
-        hub_of(request).pool, conversation_id=path_id(request), agent=agent_of(request), text=text
+        hub_of(request).pool, conversation_id=path_id(request), agent=agent_of(request), text=text,
+        attachments=attachments,
     )
     return JSONResponse(message, status_code=201)
+
+
+MAX_FILES = 10
+
+
+async def _reply_form(request: Request) -> tuple[str, tuple[Attachment, ...]]:
+    blobs = hub_of(request).blobs
+    async with request.form(max_files=MAX_FILES, max_fields=10, max_part_size=blobs.max_size + 1) as form:
+        text = form.get("text")
+        text = text if isinstance(text, str) else ""
+        stored = []
+        for part in form.getlist("file"):
+            if not isinstance(part, UploadFile):
+                raise HTTPError(400, "file parts must be files")
+            data = await part.read()
+            if len(data) > blobs.max_size:
+                raise HTTPError(413, f"{part.filename} is over the {blobs.max_size} byte attachment limit")
+            content_type = part.content_type or "application/octet-stream"
+            kind = "photo" if content_type.startswith("image/") else "document"
+            stored.append(await blobs.put(data, filename=part.filename or "file", content_type=content_type, kind=kind))
+    if not text.strip() and not stored:
+        raise HTTPError(400, "a reply needs text or at least one file")
+    if len(text) > 100_000:
+        raise HTTPError(413, "text is longer than 100000 characters")
+    return text, tuple(stored)
 
 
 @role("agent")

@@ -169,7 +169,12 @@ PATHS: JSON = {
     "/api/v1/conversations/{id}/messages": {
         "get": _op("Messages, oldest first", "agent", {"200": _json(_list(_ref("Message")))}, parameters=[*_ID, *_PAGING]),
         "post": _op("Reply through the conversation's channel", "agent", {"201": _json(_ref("Message"))},
-                    parameters=_ID, requestBody=_body(_obj({"text": _STR}))),
+                    parameters=_ID, requestBody={"required": True, "content": {
+                        "application/json": {"schema": _obj({"text": _STR})},
+                        "multipart/form-data": {"schema": _obj({
+                            "text": _STR, "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        }, required=[])},
+                    }}),
     },
     "/api/v1/conversations/{id}/notes": {
         "get": _op("Private notes", "agent", {"200": _json(_list(_ref("Note")))}, parameters=_ID),
