@@ -162,6 +162,18 @@ async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Brow
     await expect(page.locator(".client-link")).to_have_text("Lena Late")
     await expect(page.locator("#sla-alert")).to_be_hidden()
 
+    # The Queue tab: waiting conversations in hand-out order (the breached one first, then the VIP).
+    await page.click(".seg-btn[data-filter=queue]")
+    await expect(page.locator(".conv .conv-name")).to_have_text(["Lena Late", "Viktor VIP"])
+    await expect(page.locator(".conv .queue-wait").first).to_have_text(re.compile(r"^waiting \d+ min$"))
+    await expect(page.locator("#filter-status")).to_be_disabled()
+    await shot(page, "sla-queue.png")
+    await page.click("#assign-me")  # Lena Late is open in the thread
+    await expect(page.locator(".conv .conv-name")).to_have_text(["Viktor VIP"])
+    await page.click(".seg-btn[data-filter=all]")
+    await expect(page.locator(".conv")).to_have_count(2)
+    await expect(page.locator("#filter-status")).to_be_enabled()
+
     await agent.assert_nothing_ran()
     await agent.context.close()
 

@@ -1,8 +1,8 @@
 // The conversation list: filters, search, rows with unread counts.
 import { h, clear, channelBadge, initials, debounce } from "./dom.js";
 import { t, formatTime } from "./i18n.js";
-import { state, sortedConversations } from "./state.js";
-import { slaBadge, priorityBadge } from "./sla.js";
+import { state, sortedConversations, queueSince } from "./state.js";
+import { slaBadge, priorityBadge, waitingText } from "./sla.js";
 
 let els = null;
 let handlers = null;
@@ -34,7 +34,7 @@ export function mountList(root, { onSelect, onFiltersChange, onMore }) {
 export function renderFilters() {
   if (!els) return;
   els.search.placeholder = t("filter.search");
-  clear(els.tabs, ...["mine", "unassigned", "all"].map((key) => h("button", {
+  clear(els.tabs, ...["mine", "unassigned", "all", "queue"].map((key) => h("button", {
     type: "button", role: "tab", class: "seg-btn", dataset: { filter: key },
     "aria-selected": String(state.filters.assignee === key),
     onclick: () => { state.filters.assignee = key; renderFilters(); handlers.onFiltersChange(); },
@@ -47,6 +47,7 @@ export function renderFilters() {
     ["open", "pending", "snoozed", "resolved"].map((s) => h("option", { value: s }, t(`status.${s}`))),
     h("option", { value: "" }, t("filter.any_status")));
   els.status.value = state.filters.status;
+  els.status.disabled = state.filters.assignee === "queue"; // the queue is open conversations only
 }
 
 export function renderList({ loading = false } = {}) {
@@ -82,7 +83,9 @@ function row(conv) {
     h("span", { class: "conv-top" },
       h("span", { class: "conv-name" }, name),
       priorityBadge(conv),
-      h("time", { class: "conv-time", datetime: conv.last_activity_at }, formatTime(conv.last_activity_at))),
+      state.filters.assignee === "queue"
+        ? queueWait(queueSince.get(conv.id) ?? Date.parse(conv.created_at))
+        : h("time", { class: "conv-time", datetime: conv.last_activity_at }, formatTime(conv.last_activity_at))),
     h("span", { class: "conv-mid" },
       h("span", { class: "conv-preview" }, preview || conv.subject || "—"),
       conv.unread_count ? h("span", { class: "unread-count", title: String(conv.unread_count) }, String(conv.unread_count)) : null),
@@ -91,4 +94,8 @@ function row(conv) {
       conv.status !== "open" ? h("span", { class: `pill st-${conv.status}` }, t(`status.${conv.status}`)) : null,
       conv.assignee ? h("span", { class: "conv-assignee" }, conv.assignee.name) : null,
       slaBadge(conv))));
+}
+
+function queueWait(since) {
+  return h("span", { class: "queue-wait", dataset: Number.isFinite(since) ? { since: String(since) } : {} }, waitingText(since));
 }

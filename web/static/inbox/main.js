@@ -3,7 +3,7 @@ import { h, clear, $ } from "./dom.js";
 import { t, applyStatic, setLang, getLang, onLangChange, LANGS } from "./i18n.js";
 import { api, setUnauthorizedHandler } from "./api.js";
 import { AgentSocket } from "./ws.js";
-import { state, upsertConversation, sortedConversations, assigneeParam } from "./state.js";
+import { state, upsertConversation, sortedConversations, assigneeParam, queueSince } from "./state.js";
 import { mountList, renderList, renderFilters } from "./list.js";
 import * as thread from "./thread.js";
 import * as card from "./card.js";
@@ -100,6 +100,10 @@ async function loadMore() {
 
 async function fetchPage(token, cursor) {
   const f = state.filters;
+  if (f.assignee === "queue") {
+    await fetchQueue(token);
+    return;
+  }
   try {
     const page = await api.conversations({
       status: f.status, channel: f.channel, assignee: assigneeParam(), q: f.q, cursor,
@@ -107,6 +111,28 @@ async function fetchPage(token, cursor) {
     if (token !== listToken) return;
     for (const c of page.items) state.conversations.set(c.id, c);
     state.nextCursor = page.next_cursor;
+  } catch (err) {
+    if (token !== listToken) return;
+    showError(err);
+  }
+  renderList();
+}
+
+// The Queue tab lists GET /queue whole; channel and text filters apply here.
+async function fetchQueue(token) {
+  const f = state.filters;
+  try {
+    const items = await api.queue();
+    if (token !== listToken) return;
+    const q = f.q.toLowerCase();
+    queueSince.clear();
+    for (const { conversation: c, waiting_since: since } of items) {
+      if (f.channel && String(c.channel?.id) !== f.channel) continue;
+      if (q && !`${c.client?.name || ""} ${c.subject || ""} ${c.last_message?.text || ""}`.toLowerCase().includes(q)) continue;
+      queueSince.set(c.id, Date.parse(since));
+      state.conversations.set(c.id, c);
+    }
+    state.nextCursor = null;
   } catch (err) {
     if (token !== listToken) return;
     showError(err);

@@ -64,6 +64,12 @@ export function slaBadge(conv) {
 export function refreshClocks(root = document) {
   const now = Date.now();
   for (const el of root.querySelectorAll(".sla-clock")) paint(el, now);
+  for (const el of root.querySelectorAll(".queue-wait[data-since]")) el.textContent = waitingText(Number(el.dataset.since));
+}
+
+// "waiting 12 min" on a Queue row.
+export function waitingText(sinceMs) {
+  return Number.isFinite(sinceMs) ? t("queue.waiting", { t: duration(Math.max(0, Date.now() - sinceMs), Math.floor) }) : "";
 }
 
 export function priorityBadge(conv) {

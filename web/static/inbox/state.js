@@ -11,7 +11,17 @@ export const state = {
   view: "list", // phone width: which of list / thread / card is on screen
 };
 
+// The Queue tab: waiting since (ms) per conversation, from GET /queue.
+export const queueSince = new Map();
+const PRIORITY_RANK = { urgent: 2, high: 1 };
+
 export function sortedConversations() {
+  if (state.filters.assignee === "queue") {
+    // The hand-out order (docs/routing.md): urgent and VIP first, then the longest waiting.
+    const since = (c) => queueSince.get(c.id) ?? (Date.parse(c.created_at) || 0);
+    return [...state.conversations.values()].sort((a, b) =>
+      (PRIORITY_RANK[b.priority] || 0) - (PRIORITY_RANK[a.priority] || 0) || since(a) - since(b) || a.id - b.id);
+  }
   return [...state.conversations.values()].sort((a, b) => {
     const ta = Date.parse(a.last_activity_at || a.created_at) || 0;
     const tb = Date.parse(b.last_activity_at || b.created_at) || 0;
@@ -20,7 +30,7 @@ export function sortedConversations() {
 }
 
 export function assigneeParam() {
-  return { mine: "me", unassigned: "none", all: "" }[state.filters.assignee] ?? "";
+  return { mine: "me", unassigned: "none", queue: "none", all: "" }[state.filters.assignee] ?? "";
 }
 
 // Whether a conversation pushed over the websocket belongs in the current list.
@@ -28,7 +38,9 @@ export function assigneeParam() {
 // updates refresh rows already shown but add none.
 export function matchesFilters(conv) {
   const f = state.filters;
-  if (f.status && conv.status !== f.status) return false;
+  if (f.assignee === "queue") {
+    if (conv.status !== "open" || conv.assignee) return false;
+  } else if (f.status && conv.status !== f.status) return false;
   if (f.channel && String(conv.channel?.id) !== f.channel && conv.channel?.kind !== f.channel) return false;
   if (f.assignee === "mine" && conv.assignee?.id !== state.me?.id) return false;
   if (f.assignee === "unassigned" && conv.assignee) return false;
