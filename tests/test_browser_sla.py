@@ -153,6 +153,8 @@ async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Brow
     await page.select_option("#lang", "ru")
     await expect(clock).to_have_text("просрочено на 5 мин")
     await expect(row.locator(".prio-urgent")).to_have_text("Срочно")
+    await expect(alert).to_contain_text("Нарушен SLA (Первый ответ): Lena Late")
+    await shot(page, "sla-ru.png")
 
     # The alert opens the conversation.
     await page.select_option("#lang", "en")

@@ -268,6 +268,7 @@ function togglePresence() {
 function showBreach(d) {
   const conv = d.conversation;
   if (!conv) return;
+  showBreach.last = d;
   const box = $("#sla-alert");
   const metric = t(`sla.${d.metric}`);
   clear(box,
@@ -278,7 +279,7 @@ function showBreach(d) {
   box.dataset.conversation = String(conv.id);
   box.hidden = false;
   clearTimeout(showBreach.timer);
-  showBreach.timer = setTimeout(() => { box.hidden = true; }, 15000);
+  showBreach.timer = setTimeout(() => { box.hidden = true; }, 60000);
 }
 
 let bannerTimer = null;
@@ -326,6 +327,7 @@ function mountChrome() {
     if (document.body.dataset.screen !== "app") return;
     renderFilters();
     renderPresenceToggle();
+    if (!$("#sla-alert").hidden && showBreach.last) showBreach(showBreach.last);
     renderList();
     thread.renderStatic();
     card.render();
