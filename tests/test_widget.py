@@ -171,3 +171,26 @@ async def test_prechat_email_links_the_visitor_to_the_known_client(hub: RunningH
     assert {i["channel"]["kind"] for i in card["identities"]} == {"loopback", "widget"}
     assert len(card["conversations"]) == 2
     await ws.close()
+
+
+async def test_agent_typing_reaches_the_visitor_and_keeps_the_feed_alive(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ch = await widget_channel(hub.pool)
+    ws, _ = await visit(hub, ch)
+    bob, _ = await visit(hub, ch)  # another visitor, who must not see it and must keep his own feed
+    ack = await say(ws, "hello?", "t1")
+    bob_ack = await say(bob, "me too", "b1")
+    conv = await hub.pool.fetchval("SELECT conversation_id FROM messages WHERE id = $1", ack["message"]["id"])
+    bob_conv = await hub.pool.fetchval("SELECT conversation_id FROM messages WHERE id = $1", bob_ack["message"]["id"])
+    token = api.headers["Authorization"].split()[1]
+    agent = await connect(f"{hub.ws_url}/ws/agent?token={token}")
+    await agent.recv()  # hello
+    await agent.send(json.dumps({"type": "typing", "conversation_id": conv}))
+    assert (await next_of(ws, "typing"))["agent"] == "Alice Admin"
+    await api.post(f"/api/v1/conversations/{conv}/messages", json={"text": "yes, here"})
+    assert (await next_of(ws, "message", direction="out"))["message"]["text"] == "yes, here"
+    await api.post(f"/api/v1/conversations/{bob_conv}/messages", json={"text": "Bob, one moment"})
+    bob_seen = await next_of(bob, "message", direction="out")
+    assert bob_seen["message"]["text"] == "Bob, one moment"
+    await agent.close()
+    await ws.close()
+    await bob.close()

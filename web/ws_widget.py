@@ -125,7 +125,7 @@ class VisitorSession:
         if mine is None:
             # A conversation this socket has not seen (the visitor's other tab opened it):
             # only one of this visitor's own client can be theirs; `owns` checks the rest.
-            conversation = event["data"].get("conversation") or {}
+            conversation = (event.get("data") or {}).get("conversation") or {}  # typing events carry none
             if self.client_id is None or conversation.get("client_id") != self.client_id:
                 return
         with contextlib.suppress(asyncio.QueueFull):
