@@ -15,7 +15,8 @@ let els = null;
 let cb = null;
 const card = { clientId: null, data: null, suggestions: [], token: 0, refreshTimer: null };
 // What the agent is typing into the card's inputs survives a live re-render.
-const drafts = { tag: "", cfKey: "", cfValue: "", note: "" };
+const drafts = { tag: "", cfKey: "", cfValue: "", note: "", segment: null };
+let rendering = false;
 const KIND_NAMES = { telegram: "Telegram", vk: "VK", email: "E-mail", widget: "Web chat" };
 
 export function mountCard(root, callbacks) {
@@ -52,7 +53,7 @@ export async function showClient(clientId) {
   if (clientId !== card.clientId) {
     card.data = null;
     card.suggestions = [];
-    Object.assign(drafts, { tag: "", cfKey: "", cfValue: "", note: "" });
+    Object.assign(drafts, { tag: "", cfKey: "", cfValue: "", note: "", segment: null });
   }
   card.clientId = clientId;
   const token = ++card.token;
@@ -85,8 +86,33 @@ export function refreshSoon(clientId, ev = null) {
   card.refreshTimer = setTimeout(() => showClient(card.clientId), 300);
 }
 
+// Live events re-render the card while an agent may be typing in it: keep the
+// focus and the caret in the same field.
 export function render() {
   if (!els) return;
+  const active = document.activeElement;
+  const focusId = active && active.id && els.root.contains(active) ? active.id : null;
+  const caret = focusId && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
+  rendering = true;
+  try {
+    draw();
+  } finally {
+    rendering = false;
+  }
+  const again = focusId ? document.getElementById(focusId) : null;
+  if (again && els.root.contains(again)) {
+    again.focus();
+    if (caret) {
+      try {
+        again.setSelectionRange(caret[0], caret[1]);
+      } catch {
+        // Not a text field.
+      }
+    }
+  }
+}
+
+function draw() {
   const head = h("div", { class: "card-head" },
     h("button", { type: "button", class: "btn btn-icon only-narrow", id: "card-back", "aria-label": t("thread.back"), onclick: cb.onBack }, icon("back")),
     h("h2", {}, t("card.title")));
@@ -251,15 +277,18 @@ function profileSection(d) {
     patch({ custom_fields: { [key]: value } });
   };
   const segment = h("input", {
-    type: "text", class: "input input-sm", id: "card-segment", value: d.segment || "",
-    placeholder: t("card.segment_placeholder"), "aria-label": t("card.segment"),
+    type: "text", class: "input input-sm", id: "card-segment", value: drafts.segment ?? (d.segment || ""),
+    placeholder: t("card.segment_placeholder"), "aria-label": t("card.segment"), maxlength: "200",
+    oninput: (e) => { drafts.segment = e.target.value; },
   });
   const saveSegment = () => {
-    const v = segment.value.trim();
+    if (rendering || drafts.segment === null) return;
+    const v = drafts.segment.trim();
+    drafts.segment = null;
     if (v !== (d.segment || "")) patch({ segment: v || null });
   };
-  segment.addEventListener("change", saveSegment);
-  segment.addEventListener("keydown", onEnter(() => segment.blur()));
+  segment.addEventListener("blur", saveSegment);
+  segment.addEventListener("keydown", onEnter(saveSegment));
   return h("section", { class: "card-section card-profile" },
     h("h3", {}, t("card.segment")),
     segment,
