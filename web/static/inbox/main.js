@@ -220,7 +220,7 @@ function onEvent(ev) {
   }
   if (d.note) thread.addNote(d.note);
   const clientId = ev.client_id ?? d.conversation?.client_id ?? d.note?.client_id;
-  if (clientId != null) card.refreshSoon(clientId);
+  if (clientId != null) card.refreshSoon(clientId, ev);
 }
 
 function onConversationEvent(conv) {
