@@ -44,6 +44,8 @@ TIMELINE_TYPES = (
     "channel.event",
 )
 
+GAP_MAX_WAIT = 10.0  # seconds a missing event id may hold the feed back
+
 _EVENT_COLUMNS = "id, type, client_id, conversation_id, actor_agent_id, payload, created_at"
 
 
@@ -117,6 +119,7 @@ class EventFanout:
         self._task: asyncio.Task[None] | None = None
         self.high_water = 0  # every stored event with id <= this has been delivered (or never will exist)
         self._gap_xmax: int | None = None
+        self._gap_since = 0.0
         listener.on(EVENTS_CHANNEL, lambda _p: self._wake.set())
         listener.on(EPHEMERAL_CHANNEL, self._ephemeral)
 
@@ -189,15 +192,24 @@ class EventFanout:
             self.high_water,
             batch,
         )
+        now = asyncio.get_running_loop().time()
         for row in rows:
             if row["id"] != self.high_water + 1:
                 if self._gap_xmax is None:
                     # Every transaction that may still insert a missing id had
                     # started before this snapshot's xmax.
                     self._gap_xmax = row["xmax"]
+                    self._gap_since = now
                     return False
                 if row["xmin"] < self._gap_xmax:
-                    return False  # a writer of the missing id may still commit
+                    # A writer of the missing id may still commit. xmin is
+                    # cluster-wide, so any long write transaction on the server
+                    # holds it back: past GAP_MAX_WAIT, stop waiting (our own
+                    # event transactions last milliseconds).
+                    if now - self._gap_since < GAP_MAX_WAIT:
+                        return False
+                    log.warning("event ids %d..%d still missing after %.0fs; moving on",
+                                self.high_water + 1, row["id"] - 1, GAP_MAX_WAIT)
                 # Those writers have all ended: the missing ids were rolled back.
             self._gap_xmax = None
             self.high_water = row["id"]

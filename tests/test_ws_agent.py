@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+import hub.events as events_module
 from hub import db
 from hub.channels import add_channel
 from hub.events import publish
@@ -164,3 +165,29 @@ async def ingest_ok(pool: asyncpg.Pool, ch: int) -> bool:
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         return False
     return True
+
+
+async def test_a_long_write_transaction_elsewhere_delays_a_gap_only_boundedly(
+    hub: RunningHub, api: httpx.AsyncClient, pg_server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """xmin is cluster-wide: a bulk job in another database must not freeze the live inbox."""
+    monkeypatch.setattr(events_module, "GAP_MAX_WAIT", 1.0)
+    ws, _ = await open_ws(hub, api)
+    other = await asyncpg.connect(pg_server_url)
+    bulk = other.transaction()
+    await bulk.start()
+    await other.fetchval("SELECT txid_current()")  # a write transaction that stays open
+    try:
+        conn = await db.connect(hub.database_url)
+        tx = conn.transaction()
+        await tx.start()
+        await publish(conn, "test.never", data={})
+        await tx.rollback()
+        await conn.close()
+        await publish_committed(hub.pool, "test.after")
+        (event,) = await recv_until(ws, 1, timeout=5)
+        assert event["type"] == "test.after"
+    finally:
+        await bulk.rollback()
+        await other.close()
+        await ws.close()
