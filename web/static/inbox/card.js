@@ -194,6 +194,10 @@ function timelineItem(ev) {
     title = t("ev.merged", { name: ev.actor?.name || "", other: data.merged_name || `#${data.merged_client_id ?? ""}` });
   } else if (ev.type === "client.unmerged") {
     title = t("ev.unmerged", { name: ev.actor?.name || "" });
+  } else if (ev.type === "message.failed") {
+    title = t("ev.failed");
+    detail = data.reason || null;
+    cls = "ev-failed";
   } else if (ev.type === "client.updated") {
     title = t("ev.client");
     if (ev.actor?.name) detail = ev.actor.name;

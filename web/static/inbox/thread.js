@@ -120,6 +120,9 @@ export function setConversation(conv) {
 
 export function addMessage(m) {
   if (!th.conv || m.conversation_id !== th.conv.id) return;
+  // The reply's own HTTP answer can arrive after the live events that moved it on
+  // (queued → failed): a message already shown is only ever changed by updateMessage.
+  if (th.items.has(`m:${m.id}`)) return;
   th.items.set(`m:${m.id}`, { kind: "message", data: m });
   if (m.direction === "in") hideTyping();
   renderItems();
