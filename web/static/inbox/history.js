@@ -3,32 +3,8 @@
 // Also the small REST helpers the client card uses for its edits.
 import { h, clear, channelBadge } from "./dom.js";
 import { t, formatDateTime, onLangChange } from "./i18n.js";
-import { ApiError } from "./api.js";
+import { request as call, query } from "./api.js";
 import { state } from "./state.js";
-
-async function call(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let resp;
-  try {
-    resp = await fetch(`/api/v1${path}`, init);
-  } catch (err) {
-    throw new ApiError(0, err.message || "network error");
-  }
-  const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-  if (!resp.ok) throw new ApiError(resp.status, (data && data.error) || `${resp.status} ${resp.statusText}`);
-  return data;
-}
-
-function query(params) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") q.set(k, v);
-  const s = q.toString();
-  return s ? `?${s}` : "";
-}
 
 const id = (v) => encodeURIComponent(String(v));
 
