@@ -191,7 +191,9 @@ async function send() {
 
 async function retry(id) {
   try {
-    updateMessage(await api.retry(id));
+    const m = await api.retry(id);
+    // Live events may have moved it on (queued → sent) before this answer arrived: keep theirs.
+    if (th.items.get(`m:${id}`)?.data.status === "failed") updateMessage(m);
   } catch (err) {
     cb.onError(err);
   }
