@@ -23,6 +23,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import Browser, async_playwright
 
 from hub import db
 from hub.config import Config
@@ -219,3 +220,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and _skipped and session.exitstatus == 0:
         print(f"\nCI=true: {len(_skipped)} test(s) skipped, which CI does not allow: {', '.join(_skipped[:10])}")
         session.exitstatus = 1
+
+
+# As root, without a network: no sandbox, no background traffic (see ../.library env notes).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, launched once for every browser test."""
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        await b.close()

@@ -27,7 +27,6 @@ from playwright.async_api import (
     Page,
     ViewportSize,
     WebSocketRoute,
-    async_playwright,
     expect,
 )
 
@@ -47,15 +46,6 @@ SCREENSHOTS = (
     if os.environ.get("OMNIHUB_UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "omnihub-screenshots"
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 DESKTOP: ViewportSize = {"width": 1440, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 800}
 # A payload that would leave a mark if it ever ran, next to the classic ones.
@@ -86,13 +76,6 @@ class Person:
         assert await self.page.evaluate("window.__pwned") is None, "an injected handler ran"
         assert self.errors == [], f"uncaught page errors: {self.errors}"
 
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
 
 
 @pytest.fixture

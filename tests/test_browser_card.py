@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Page, expect
 
 from hub import db
 from hub.channels import add_channel
@@ -27,15 +27,6 @@ from tests.conftest import RunningHub, login, make_agent, start_hub
 pytestmark = pytest.mark.timeout(180)
 
 SHOTS = Path(tempfile.gettempdir()) / "omnihub-screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 XSS = "<img src=x onerror=alert(1)>"
 PWN = '<img src=x onerror="window.__pwned=1">'
 
@@ -61,13 +52,6 @@ class Person:
         assert await self.page.evaluate("window.__pwned") is None, "an injected handler ran"
         assert self.errors == [], f"uncaught page errors: {self.errors}"
 
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from hub import db
 from hub.channels import add_channel
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
 from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
-from tests.test_browser import CHROMIUM_ARGS, Person, open_person
+from tests.test_browser import Person, open_person
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -40,13 +40,6 @@ class Desk:
     boris: dict[str, Any]
     admin: httpx.AsyncClient
 
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
 
 
 @pytest.fixture
