@@ -395,3 +395,10 @@ CREATE TABLE contact_rules (
     every_days integer NOT NULL CHECK (every_days > 0),
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- migration 5: e-mail original text and reply-address lookup, client phone lookup
+-- The text as received when `text` shows it folded (e-mail quotes and
+-- signatures): kept so an agent can unfold it; '' when nothing was folded.
+ALTER TABLE messages ADD COLUMN original_text text NOT NULL DEFAULT '';
+-- Ingest links a new identity to the card with the same phone (a shared contact).
+CREATE INDEX clients_phone_idx ON clients (phone) WHERE phone <> '';

@@ -28,6 +28,7 @@ import aioimaplib
 import aiosmtplib
 
 from connectors.email_parse import ParsedMail, UnparseableMail, parse_mail
+from connectors.email_reply_address import conversation_from, reply_address
 from hub.blobs import BlobTooLarge
 from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, TemporaryFailure
 from hub.types import (
@@ -231,6 +232,8 @@ class EmailConnector:
             self.problem = f"e-mail security must be one of {', '.join(SECURITY)}, not {self.security!r}"
         self.address = str(s.get("address", ""))
         self.mailbox = str(s.get("mailbox") or "INBOX")
+        # Reply-To carries the conversation (address+token@); off for servers without plus addressing.
+        self.reply_token = bool(s.get("reply_token", True))
         try:
             self.backfill_days = int(s.get("backfill_days", 30))
             self.poll_seconds = float(s.get("poll_seconds", 60))
@@ -394,6 +397,7 @@ class EmailConnector:
             else Sender(external_id=mail.from_address, display_name=mail.from_name, email=mail.from_address)
         )
         refs = mail.thread_refs
+        token_conversation = conversation_from(mail.recipients, self.address, self.account.id)
         automatic = "auto_reply" in mail.flags or "bounce" in mail.flags
         text = mail.display_text + "".join(notes)
         await sink.ingest(
@@ -402,15 +406,17 @@ class EmailConnector:
                 external_id=mail.message_id or f"uid:{uidvalidity}:{uid}",
                 sender=sender,
                 text=text,
+                original_text=mail.text + "".join(notes) if mail.display_text != mail.text else "",
                 html=_link_inline_images(mail.html, cids),
                 subject=mail.subject,
                 attachments=tuple(attachments),
                 sent_at=_plausible(mail.date),
                 thread_refs=refs,
-                new_thread=not refs and not automatic,
+                reply_token_conversation=token_conversation,
+                new_thread=not refs and token_conversation is None and not automatic,
                 flags=mail.flags,
                 cursor=cursor,
-                raw={**where, "text": mail.text, "cids": cids},
+                raw={**where, "cids": cids},
             )
         )
 
@@ -469,6 +475,10 @@ class EmailConnector:
         name = str(self.account.settings.get("display_name") or self.account.name)
         mail["From"] = email.utils.formataddr((name, self.address))
         mail["To"] = message.recipient
+        if self.reply_token:
+            mail["Reply-To"] = email.utils.formataddr(
+                (name, reply_address(self.address, self.account.id, message.conversation_id))
+            )
         subject = message.subject.strip()
         if subject:
             mail["Subject"] = subject if _REPLY_PREFIX_RE.match(subject) else f"Re: {subject}"

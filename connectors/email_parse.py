@@ -49,6 +49,8 @@ class ParsedMail:
     parts: tuple[MailPart, ...]
     flags: tuple[str, ...]  # "auto_reply", "bounce", "malformed"
     original_recipient: str = ""  # a bounce: the address our mail could not reach
+    # Every address the mail was sent to (To, Cc, Delivered-To, X-Original-To), lower-cased.
+    recipients: tuple[str, ...] = ()
 
     @property
     def thread_refs(self) -> tuple[str, ...]:
@@ -71,6 +73,8 @@ _BOUNCE_SUBJECT_RE = re.compile(
     r"returned mail|failure notice|не доставлено|недоставленное)",
     re.IGNORECASE,
 )
+_ADDRESS_RE = re.compile(r"[^\s<>,;:\"'()\[\]]+@[^\s<>,;:\"'()\[\]]+")
+_RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to")
 _BOUNCE_SENDER_RE = re.compile(r"^(mailer-daemon|postmaster)@", re.IGNORECASE)
 _CYRILLIC_RE = re.compile(r"[а-яё]")
 _CYRILLIC_UPPER_RE = re.compile(r"[А-ЯЁ]")
@@ -136,7 +140,19 @@ def parse_mail(raw: bytes) -> ParsedMail:
         parts=tuple(body.parts),
         flags=tuple(flags),
         original_recipient=_original_recipient(body) if "bounce" in flags else "",
+        recipients=_recipients(headers),
     )
+
+
+def _recipients(headers: _RawHeaders) -> tuple[str, ...]:
+    """Addresses as written in the raw headers: a plain scan, so a malformed header cannot raise."""
+    found = (
+        a.lower().rstrip(".")
+        for name, value in headers.items
+        if name in _RECIPIENT_HEADERS
+        for a in _ADDRESS_RE.findall(value)
+    )
+    return tuple(dict.fromkeys(found))
 
 
 def _original_recipient(body: _Body) -> str:

@@ -77,6 +77,10 @@ def build_parser() -> Parser:
     sec.add_argument("--starttls", dest="security", action="store_const", const="starttls", help="STARTTLS")
     sec.add_argument("--plain", dest="security", action="store_const", const="plain", help="no TLS (local servers only)")
     em.add_argument("--backfill-days", type=int, default=30, help="on first start, fetch this many days of mail")
+    em.add_argument(
+        "--no-reply-token", dest="reply_token", action="store_false",
+        help="send Reply-To as the plain address (for mail servers that do not deliver address+tag@ mail)",
+    )
 
     wg = add.add_parser("widget", help="the chat widget for a web site")
     wg.add_argument("--name", required=True)
@@ -99,7 +103,7 @@ def channel_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
         settings = {
             "address": args.address, "imap_host": args.imap_host, "imap_port": args.imap_port,
             "smtp_host": args.smtp_host, "smtp_port": args.smtp_port, "security": args.security or "ssl",
-            "mailbox": "INBOX", "backfill_days": args.backfill_days,
+            "mailbox": "INBOX", "backfill_days": args.backfill_days, "reply_token": args.reply_token,
         }
         return settings, {"username": args.username, "password": args.password}
     if args.kind == "widget":

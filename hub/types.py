@@ -68,6 +68,9 @@ class InboundMessage:
     sender: Sender
     text: str = ""
     html: str = ""  # sanitized HTML (e-mail), shown instead of text when present
+    # The whole text as received when `text` shows it folded (e-mail quotes and
+    # signatures); "" when nothing was folded.
+    original_text: str = ""
     subject: str = ""
     attachments: tuple[Attachment, ...] = ()
     sent_at: dt.datetime | None = None
@@ -78,6 +81,9 @@ class InboundMessage:
     # True when the channel says this starts a new thread (an e-mail with a new
     # subject): never append to an existing open conversation.
     new_thread: bool = False
+    # A conversation id the channel read from our own reply address (e-mail
+    # `support+<token>@`): tried after thread_refs, and only within the sender's client.
+    reply_token_conversation: int | None = None
     # Sent by the company from the channel's own interface (VK admin reply).
     direction: Direction = "in"
     flags: tuple[str, ...] = ()  # "auto_reply", "bounce", "malformed", "edited", ...

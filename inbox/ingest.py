@@ -34,11 +34,11 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
     status = "received" if m.direction == "in" else "sent"
     inserted = await conn.fetchrow(
         "INSERT INTO messages (conversation_id, channel_id, external_id, direction, text, html, attachments,"
-        " flags, status, created_at, sent_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), CASE WHEN $4 = 'out' THEN now() END)"
+        " flags, status, created_at, sent_at, original_text)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), CASE WHEN $4 = 'out' THEN now() END, $11)"
         " ON CONFLICT (channel_id, external_id) DO NOTHING"
         " RETURNING id, conversation_id, channel_id, direction, text, html, attachments, flags, status, error,"
-        " author_agent_id, created_at, sent_at, edited_at, external_id",
+        " author_agent_id, created_at, sent_at, edited_at, external_id, original_text",
         conversation_id,
         m.channel_id,
         m.external_id,
@@ -49,6 +49,7 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         list(m.flags),
         status,
         m.sent_at,
+        m.original_text if m.original_text != m.text else "",
     )
     if inserted is None:  # a concurrent ingest of the same message won
         row = await conn.fetchrow(
@@ -236,6 +237,15 @@ async def _conversation(
         )
         if row:
             return row["conversation_id"], False
+    if m.reply_token_conversation is not None:  # our reply address, answered by a client that dropped the headers
+        found_by_token: int | None = await conn.fetchval(
+            "SELECT id FROM conversations WHERE id = $1 AND channel_id = $2 AND client_id = $3",
+            m.reply_token_conversation,
+            m.channel_id,
+            client_id,
+        )
+        if found_by_token is not None:
+            return found_by_token, False
     automatic = _automatic(m)
     if not m.new_thread or automatic:
         found = await conn.fetchval(

@@ -36,7 +36,8 @@ LEFT JOIN LATERAL (
 MESSAGE_SELECT = """
 SELECT m.id, m.conversation_id, m.channel_id, ch.kind AS channel_kind, m.direction, m.text, m.html,
        m.attachments, m.flags, m.status, m.error, m.author_agent_id, a.name AS agent_name,
-       c.client_id, cl.name AS client_name, m.created_at, m.sent_at, m.edited_at, m.external_id
+       c.client_id, cl.name AS client_name, m.created_at, m.sent_at, m.edited_at, m.external_id,
+       m.original_text
 FROM messages m
 JOIN channels ch ON ch.id = m.channel_id
 JOIN conversations c ON c.id = m.conversation_id
@@ -110,6 +111,7 @@ def message_json(r: asyncpg.Record) -> JSON:
         "direction": r["direction"],
         "text": r["text"],
         "html": r["html"],
+        "original_text": r["original_text"],
         "attachments": [attachment_json(a) for a in r["attachments"]],
         "flags": list(r["flags"]),
         "status": r["status"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import email.utils
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from connectors.email import EmailConnector
+from connectors.email_reply_address import conversation_from, reply_address
 from connectors.registry import CONNECTORS
 from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, TemporaryFailure
 from hub.types import ChannelAccount, Cursor, OutboundMessage
@@ -39,10 +41,11 @@ def mail(
     in_reply_to: str = "",
     references: str = "",
     date: dt.datetime | None = None,
+    to: str = ADDRESS,
 ) -> bytes:
     m = EmailMessage()
     m["From"] = sender
-    m["To"] = ADDRESS
+    m["To"] = to
     m["Subject"] = subject
     m["Date"] = format_datetime(date or dt.datetime.now(dt.UTC))
     m["Message-ID"] = message_id or make_msgid(domain="example.org")
@@ -309,6 +312,7 @@ async def test_send_threads_the_reply(dovecot: Dovecot, smtp: SmtpServer) -> Non
     assert m["Message-ID"] == f"<{result.external_id}>" == second.message["Message-ID"]
     assert first.mail_from == ADDRESS and first.rcpt_tos == ("ivan@example.org",) and first.login == "support"
     assert m["From"] == "Support <support@example.com>"
+    assert m["Reply-To"] == f"Support <{reply_address(ADDRESS, 1, 7)}>"
     assert m["Subject"] == "Re: Order #1042 has not arrived"
     assert m["In-Reply-To"] == "<second@example.org>"
     assert m["References"] == "<first@example.org> <second@example.org>"
@@ -328,6 +332,21 @@ async def test_send_threads_the_reply(dovecot: Dovecot, smtp: SmtpServer) -> Non
     other = await connector.send(outbound(message_id=43, subject="Re: Order"), blobs)
     assert other.external_id != result.external_id
     assert (await smtp.wait_for(3))[2].message["Subject"] == "Re: Order"
+
+    plain = EmailConnector(account_for(dovecot, smtp, reply_token=False))  # `--no-reply-token`
+    await plain.send(outbound(message_id=44), blobs)
+    assert (await smtp.wait_for(4))[3].message["Reply-To"] is None
+
+
+def test_reply_address_names_the_conversation_and_survives_only_intact() -> None:
+    token = reply_address(ADDRESS, 3, 42)
+    assert token.startswith("support+c42-") and token.endswith("@example.com")
+    assert conversation_from([token], ADDRESS, 3) == 42
+    assert conversation_from(["someone@else.org", token.upper()], ADDRESS, 3) == 42  # case-folded by a client
+    assert conversation_from([token], ADDRESS, 4) is None  # another channel's token
+    assert conversation_from([token.replace("@example.com", "@example.net")], ADDRESS, 3) is None
+    assert conversation_from([token.replace("+c42-", "+c43-")], ADDRESS, 3) is None  # check digits
+    assert conversation_from([ADDRESS, "support+sales@example.com", "support+c42@example.com"], ADDRESS, 3) is None
 
 
 async def test_send_failures_are_typed(dovecot: Dovecot, smtp: SmtpServer) -> None:
@@ -411,6 +430,9 @@ async def test_mail_in_reply_out_customer_reply_joins(hub: Any, api: Any, doveco
     msgs = await wait_json(api, f"/api/v1/conversations/{conv['id']}/messages", lambda b: len(b["items"]) == 3)
     assert msgs["items"][-1]["text"] == "Thanks, got it!"
     assert "> It left the warehouse today." not in msgs["items"][-1]["text"]
+    assert msgs["items"][-1]["original_text"].startswith("Thanks, got it!\n\nOn Mon, 30 Nov 2026")
+    assert "> It left the warehouse today." in msgs["items"][-1]["original_text"]  # kept, for "show quoted text"
+    assert msgs["items"][0]["original_text"] == ""  # nothing was folded
     assert msgs["items"][-1]["direction"] == "in"
 
     # An out-of-office answer and a bounce of our reply land in the same conversation, flagged.
@@ -439,6 +461,41 @@ async def test_mail_in_reply_out_customer_reply_joins(hub: Any, api: Any, doveco
     assert reopened["id"] == conv["id"]
     convs = (await api.get("/api/v1/conversations")).json()
     assert len(convs["items"]) == 2
+
+
+async def test_reply_address_threads_a_reply_that_lost_its_headers(
+    hub: Any, api: Any, dovecot: Dovecot, smtp: SmtpServer
+) -> None:
+    """Third fallback after In-Reply-To and References: the token in our Reply-To, scoped to the client."""
+    await add_email_channel(hub.pool, dovecot, smtp)
+    dovecot.deliver(mail("Broken grinder", "The grinder stopped.", message_id="<g1@example.org>"))
+    [conv] = (await wait_json(api, "/api/v1/conversations", lambda b: len(b["items"]) == 1))["items"]
+    r = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Which model is it?"})
+    assert r.status_code in (200, 201), r.text
+    [sent] = await smtp.wait_for(1, seconds=15)
+    reply_to = email.utils.parseaddr(sent.message["Reply-To"])[1]
+    assert reply_to.startswith("support+c") and reply_to.endswith("@example.com")
+
+    # A phone mail app that answers to Reply-To with no In-Reply-To or References, and a subject of its own.
+    dovecot.deliver(mail("Model", "It is the Baratza 270.", message_id="<g2@example.org>", to=reply_to))
+    msgs = await wait_json(api, f"/api/v1/conversations/{conv['id']}/messages", lambda b: len(b["items"]) == 3)
+    assert msgs["items"][-1]["text"] == "It is the Baratza 270."
+
+    # Somebody else writing to that address does not get into Ivan's conversation: the token is scoped.
+    dovecot.deliver(
+        mail("Model", "Me too!", sender="Olga <olga@example.net>", message_id="<o1@example.net>", to=reply_to)
+    )
+    convs = await wait_json(api, "/api/v1/conversations", lambda b: len(b["items"]) == 2)
+    olga = next(c for c in convs["items"] if c["id"] != conv["id"])
+    assert olga["client_id"] != conv["client_id"] and olga["subject"] == "Model"
+
+    # A mangled token is no token: Ivan's new subject starts a new conversation, as any new subject does.
+    mangled = reply_to.replace("+c", "+c9")
+    dovecot.deliver(mail("Another question", "Do you sell filters?", message_id="<g3@example.org>", to=mangled))
+    convs = await wait_json(api, "/api/v1/conversations", lambda b: len(b["items"]) == 3)
+    assert (await api.get(f"/api/v1/conversations/{conv['id']}/messages")).json()["items"][-1]["text"] == (
+        "It is the Baratza 270."
+    )
 
 
 def start_hub_process(database_url: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -167,3 +167,19 @@ def test_arbitrary_bytes_never_raise_anything_else(raw: bytes) -> None:
         parse_mail(b"From: a@example.org\r\nMessage-ID: " + raw[:60] + b"\r\n" + raw)
     except UnparseableMail:
         pass
+
+
+def test_recipients_come_from_every_delivery_header_even_malformed_ones() -> None:
+    raw = (
+        b"From: Ivan <ivan@example.org>\r\n"
+        b"To: \"Support, Acme\" <Support+C42-ABCDEF@Example.com>, broken <<<\r\n"
+        b"Cc: olga@example.net\r\n"
+        b"Delivered-To: support+c42-abcdef@example.com\r\n"
+        b"X-Original-To: support@example.com\r\n"
+        b"Subject: hi\r\n\r\nbody\r\n"
+    )
+    assert parse_mail(raw).recipients == (
+        "support+c42-abcdef@example.com",
+        "olga@example.net",
+        "support@example.com",
+    )

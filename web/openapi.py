@@ -55,6 +55,7 @@ SCHEMAS: dict[str, JSON] = {
     "Message": _obj({
         "id": _INT, "conversation_id": _INT, "channel_id": _INT, "channel": _STR,
         "direction": {"enum": ["in", "out"]}, "text": _STR, "html": _STR,
+        "original_text": {**_STR, "description": "the whole text when `text` has quotes or a signature folded away; '' otherwise"},
         "attachments": {"type": "array", "items": _ref("Attachment")}, "flags": {"type": "array", "items": _STR},
         "status": {"enum": ["received", "queued", "sent", "delivered", "failed"]}, "error": _STR,
         "author": _obj({"type": {"enum": ["client", "agent", "channel"]}, "id": {"type": ["integer", "null"]}, "name": _STR}),
