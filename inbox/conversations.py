@@ -125,19 +125,28 @@ async def get_conversation(pool: asyncpg.Pool, conversation_id: int) -> JSON:
 
 
 async def list_messages(
-    pool: asyncpg.Pool, conversation_id: int, *, limit: int = 50, cursor: str | None = None, agent: JSON | None = None
+    pool: asyncpg.Pool,
+    conversation_id: int,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    agent: JSON | None = None,
+    newest_first: bool = False,
 ) -> tuple[list[JSON], str | None]:
+    """One page of the thread: oldest first, or newest first (a long thread opens at its end)."""
     conv = await get_conversation(pool, conversation_id)
-    after = 0
+    # The cursor is the last id of the previous page; the next page starts past it.
+    edge = 2**63 - 1 if newest_first else 0
     if cursor:
         (value,) = decode_cursor(cursor, 1)
         if not value.isdigit():
             raise BadCursor("cursor is not one this server gave out")
-        after = int(value)
+        edge = int(value)
+    where = "m.id < $2 ORDER BY m.id DESC" if newest_first else "m.id > $2 ORDER BY m.id"
     rows = await pool.fetch(
-        MESSAGE_SELECT + " WHERE m.conversation_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3",
+        MESSAGE_SELECT + f" WHERE m.conversation_id = $1 AND {where} LIMIT $3",
         conversation_id,
-        after,
+        edge,
         limit + 1,
     )
     items = [message_json(r) for r in rows[:limit]]

@@ -268,3 +268,31 @@ async def test_search_finds_the_same_conversations_for_rare_and_common_words(hub
     assert [c["id"] for c in rare] == [ids["conv_ru"]]
     nothing = (await api.get("/api/v1/conversations?q=zeppelin")).json()["items"]
     assert nothing == []
+
+
+async def test_a_long_thread_pages_from_its_newest_message_back(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ch = await add_channel(hub.pool, kind="loopback", name="l", settings={}, secrets={})
+    first = await ingest(hub.pool, InboundMessage(channel_id=ch, external_id="0", sender=Sender("s"), text="m0"))
+    for i in range(1, 7):
+        await ingest(hub.pool, InboundMessage(channel_id=ch, external_id=str(i), sender=Sender("s"), text=f"m{i}"))
+    path = f"/api/v1/conversations/{first.conversation_id}/messages"
+    newest = check(await api.get(path, params={"order": "desc", "limit": 3}), "GET", "/api/v1/conversations/{id}/messages")
+    assert [m["text"] for m in newest["items"]] == ["m6", "m5", "m4"]
+    older = (await api.get(path, params={"order": "desc", "limit": 3, "cursor": newest["next_cursor"]})).json()
+    assert [m["text"] for m in older["items"]] == ["m3", "m2", "m1"]
+    oldest = (await api.get(path, params={"order": "desc", "limit": 3, "cursor": older["next_cursor"]})).json()
+    assert ([m["text"] for m in oldest["items"]], oldest["next_cursor"]) == (["m0"], None)
+    forward = (await api.get(path, params={"limit": 4})).json()
+    assert [m["text"] for m in forward["items"]] == ["m0", "m1", "m2", "m3"]  # the default is unchanged
+    bad = await api.get(path, params={"order": "newest"})
+    assert bad.status_code == 400 and "order must be asc" in bad.json()["error"]
+    # opening (no cursor) is audited once per open, paging back is not
+    reads = await hub.pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'conversation.read'")
+    assert reads == 2
+
+
+async def test_reply_limits_name_the_hubs_attachment_cap(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    limits = check(await api.get("/api/v1/reply-limits"), "GET", "/api/v1/reply-limits")
+    assert limits == {"max_file_bytes": hub.hub.blobs.max_size, "max_files": 10, "max_text_chars": 100_000}
+    async with httpx.AsyncClient(base_url=hub.base_url) as stranger:
+        assert (await stranger.get("/api/v1/reply-limits")).status_code == 401

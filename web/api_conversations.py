@@ -47,8 +47,12 @@ async def get_conversation(request: Request) -> Response:
 @role("agent")
 async def list_messages(request: Request) -> Response:
     limit, cursor = paging(request)
+    order = request.query_params.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise HTTPError(400, "order must be asc (oldest first) or desc (newest first)")
     items, next_cursor = await convs.list_messages(
-        hub_of(request).pool, path_id(request), limit=limit, cursor=cursor, agent=agent_of(request)
+        hub_of(request).pool, path_id(request), limit=limit, cursor=cursor, agent=agent_of(request),
+        newest_first=order == "desc",
     )
     return page(items, next_cursor)
 
@@ -69,6 +73,15 @@ async def reply(request: Request) -> Response:
 
 
 MAX_FILES = 10
+MAX_TEXT = 100_000
+
+
+@role("agent")
+async def reply_limits(request: Request) -> Response:
+    """What a reply may carry, so the inbox can refuse a too-large file before uploading it."""
+    return JSONResponse(
+        {"max_file_bytes": hub_of(request).blobs.max_size, "max_files": MAX_FILES, "max_text_chars": MAX_TEXT}
+    )
 
 
 async def _reply_form(request: Request) -> tuple[str, tuple[Attachment, ...]]:
@@ -88,8 +101,8 @@ async def _reply_form(request: Request) -> tuple[str, tuple[Attachment, ...]]:
             stored.append(await blobs.put(data, filename=part.filename or "file", content_type=content_type, kind=kind))
     if not text.strip() and not stored:
         raise HTTPError(400, "a reply needs text or at least one file")
-    if len(text) > 100_000:
-        raise HTTPError(413, "text is longer than 100000 characters")
+    if len(text) > MAX_TEXT:
+        raise HTTPError(413, f"text is longer than {MAX_TEXT} characters")
     return text, tuple(stored)
 
 
@@ -160,4 +173,5 @@ routes = [
     Route("/api/v1/conversations/{id:int}/status", set_status, methods=["POST"]),
     Route("/api/v1/conversations/{id:int}/read", mark_read, methods=["POST"]),
     Route("/api/v1/messages/{id:int}/retry", retry, methods=["POST"]),
+    Route("/api/v1/reply-limits", reply_limits),
 ]

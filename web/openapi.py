@@ -168,7 +168,10 @@ PATHS: JSON = {
         ])},
     "/api/v1/conversations/{id}": {"get": _op("One conversation", "agent", {"200": _json(_ref("Conversation"))}, parameters=_ID)},
     "/api/v1/conversations/{id}/messages": {
-        "get": _op("Messages, oldest first", "agent", {"200": _json(_list(_ref("Message")))}, parameters=[*_ID, *_PAGING]),
+        "get": _op("Messages, oldest first (order=desc: newest first, the cursor pages to older ones)", "agent",
+                   {"200": _json(_list(_ref("Message")))},
+                   parameters=[*_ID, {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"], "default": "asc"}},
+                               *_PAGING]),
         "post": _op("Reply through the conversation's channel", "agent", {"201": _json(_ref("Message"))},
                     parameters=_ID, requestBody={"required": True, "content": {
                         "application/json": {"schema": _obj({"text": _STR})},
@@ -190,6 +193,9 @@ PATHS: JSON = {
         requestBody=_body(_obj({"status": {"enum": ["open", "pending", "resolved", "snoozed"]}, "snoozed_until": _TIME},
                                required=["status"])))},
     "/api/v1/conversations/{id}/read": {"post": _op("Mark read", "agent", {"200": _json(_ref("Conversation"))}, parameters=_ID)},
+    "/api/v1/reply-limits": {"get": _op(
+        "What a reply may carry: bytes per file, files per reply, characters of text", "agent",
+        {"200": _json(_obj({"max_file_bytes": _INT, "max_files": _INT, "max_text_chars": _INT}))})},
     "/api/v1/messages/{id}/retry": {"post": _op("Queue a failed reply again", "agent", {"200": _json(_ref("Message"))}, parameters=_ID)},
     "/api/v1/clients": {"get": _op("Clients", "agent", {"200": _json(_list(_ref("Client")))},
                                    parameters=[{"name": "q", "in": "query", "schema": _STR}, *_PAGING])},
