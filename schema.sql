@@ -402,3 +402,42 @@ CREATE TABLE contact_rules (
 ALTER TABLE messages ADD COLUMN original_text text NOT NULL DEFAULT '';
 -- Ingest links a new identity to the card with the same phone (a shared contact).
 CREATE INDEX clients_phone_idx ON clients (phone) WHERE phone <> '';
+
+-- migration 6: SLA clocks pause while a conversation waits on the customer (pending, snoozed) or is resolved
+-- Every stretch a conversation spent pending, snoozed or resolved (ended_at NULL: it still is).
+-- SLA clocks count only the business time outside these stretches (routing/sla.py). Written
+-- by the trigger below, so every path that changes a status (an agent, a snooze running out,
+-- a customer writing again) records it in the same transaction, with the same now().
+CREATE TABLE conversation_pauses (
+    id              bigserial PRIMARY KEY,
+    conversation_id bigint NOT NULL REFERENCES conversations ON DELETE CASCADE,
+    status          text NOT NULL CHECK (status IN ('pending', 'snoozed', 'resolved')),
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    ended_at        timestamptz
+);
+CREATE INDEX conversation_pauses_conversation_idx ON conversation_pauses (conversation_id, started_at);
+CREATE UNIQUE INDEX conversation_pauses_open_idx ON conversation_pauses (conversation_id) WHERE ended_at IS NULL;
+
+CREATE FUNCTION record_conversation_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversation_pauses SET ended_at = now() WHERE conversation_id = NEW.id AND ended_at IS NULL;
+    IF NEW.status <> 'open' THEN
+        INSERT INTO conversation_pauses (conversation_id, status) VALUES (NEW.id, NEW.status);
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- The WHEN clauses keep the common UPDATE (a new message, status 'open' again) free of the function call.
+CREATE TRIGGER conversation_pause_on_insert AFTER INSERT ON conversations
+    FOR EACH ROW WHEN (NEW.status <> 'open') EXECUTE FUNCTION record_conversation_pause();
+CREATE TRIGGER conversation_pause_on_status AFTER UPDATE OF status ON conversations
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION record_conversation_pause();
+
+-- Conversations already waiting when this migration runs: from when they were resolved, else from
+-- their last activity (usually the reply before "pending"; no scan of the event log).
+INSERT INTO conversation_pauses (conversation_id, status, started_at)
+SELECT id, status, coalesce(resolved_at, last_activity_at) FROM conversations WHERE status <> 'open';
+
+-- A paused clock is not running: stopped_at is when it paused, paused_at says it will resume
+-- (with the business time it had left) when the conversation opens again.
+ALTER TABLE sla_clocks ADD COLUMN paused_at timestamptz;
