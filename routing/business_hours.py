@@ -98,6 +98,33 @@ class AlwaysOpen:
         return max(b - a, dt.timedelta(0))
 
 
+Hours = BusinessHours | AlwaysOpen
+Pause = tuple[dt.datetime, dt.datetime | None]  # (from, until); until None: still paused
+
+
+def add_outside(hours: Hours, start: dt.datetime, duration: dt.timedelta, pauses: Sequence[Pause]) -> dt.datetime:
+    """The instant when `duration` of business time outside the pauses has passed since `start`.
+
+    A pause still open when the clock has time left stops it there: the answer is then the due
+    time it had when that pause began (it moves later once the pause ends and this is asked again).
+    """
+    remaining = duration
+    cursor = start
+    for paused, resumed in sorted(pauses, key=lambda p: p[0]):
+        if resumed is not None and resumed <= cursor:
+            continue
+        if paused > cursor:
+            due = hours.add(cursor, remaining)
+            if due <= paused:
+                return due
+            remaining -= hours.between(cursor, paused)
+            cursor = paused
+        if resumed is None:
+            break
+        cursor = resumed
+    return hours.add(cursor, remaining)
+
+
 def _time(text: Any, *, end: bool) -> dt.time | None:
     if end and text == "24:00":
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +11,18 @@ import asyncpg
 
 from hub.errors import Conflict, NotFound, OmnihubError
 from hub.types import JSON
-from routing.business_hours import AlwaysOpen, BadSchedule, BusinessHours, business_hours, schedule_json
+from routing.business_hours import (
+    AlwaysOpen,
+    BadSchedule,
+    BusinessHours,
+    Hours,
+    Pause,
+    add_outside,
+    business_hours,
+    schedule_json,
+)
 
 METRICS = ("first_response", "next_response", "resolution")
-Hours = BusinessHours | AlwaysOpen
 
 
 @dataclass(frozen=True)
@@ -28,13 +37,14 @@ class Policy:
     def specificity(self) -> int:
         return (2 if self.segment else 0) + (1 if self.team_id is not None else 0)
 
-    def due(self, metric: str, started: dt.datetime) -> dt.datetime | None:
-        """When the metric's clock, started then, falls due; None: the policy sets no target (or can't meet one)."""
+    def due(self, metric: str, started: dt.datetime, pauses: Sequence[Pause] = ()) -> dt.datetime | None:
+        """When the metric's clock, started then and stopped during the pauses, falls due;
+        None: the policy sets no target (or can't meet one)."""
         seconds = self.targets.get(metric)
         if seconds is None:
             return None
         try:
-            return self.hours.add(started, dt.timedelta(seconds=seconds))
+            return add_outside(self.hours, started, dt.timedelta(seconds=seconds), pauses)
         except BadSchedule:
             return None  # holidays fill the next years: no promise to keep
 

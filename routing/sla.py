@@ -3,10 +3,15 @@
 Three clocks per conversation, each from the policy that fits it best (team
 and client segment, see routing/policies.py), counted in the policy's business
 hours:
-- first_response: from the conversation's start to the first agent reply;
+- first_response: from the customer's first message to the first agent reply after it;
 - next_response: from the first customer message after an agent reply to the next agent reply
   (a new waiting period restarts it);
-- resolution: from the conversation's start until it is resolved.
+- resolution: from the customer's first message until the conversation is resolved.
+
+A clock stops counting while the conversation waits on the customer (pending),
+is snoozed or is resolved (the stretches are in conversation_pauses), and
+resumes with the business time it had left when the conversation opens again.
+Machine mail (auto-replies, bounces) starts no clock.
 
 Clocks are recomputed from the conversation's rows (idempotent, so every hub
 process may do it) when its events arrive. A clock past due is breached once:
@@ -19,64 +24,119 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import asyncpg
 
 from hub.events import publish
 from hub.types import JSON
 from inbox.views import fetch_conversation
+from routing.business_hours import Pause
 from routing.policies import METRICS, load_policies, pick
 
 log = logging.getLogger(__name__)
 
 URGENT = 2
 
-_STATE = """
-SELECT c.id, c.status, c.created_at, c.first_response_at, c.resolved_at, cl.segment, cl.tags, r.team_id,
+# A customer's message, not a machine's (inbox/ingest.py keeps those without reopening anything).
+_BY_CUSTOMER = "m.direction = 'in' AND NOT m.flags && ARRAY['auto_reply', 'bounce']"
+_BY_AGENT = "m.direction = 'out' AND m.author_agent_id IS NOT NULL"
+
+_STATE = f"""
+SELECT c.id, c.status, cl.segment, cl.tags, r.team_id, fi.at AS first_in, fr.at AS first_reply,
        lr.created_at AS last_reply_at, w.at AS waiting_since
 FROM conversations c
 JOIN clients cl ON cl.id = c.client_id
 LEFT JOIN conversation_routing r ON r.conversation_id = c.id
 LEFT JOIN LATERAL (
+    SELECT min(m.created_at) AS at FROM messages m WHERE m.conversation_id = c.id AND {_BY_CUSTOMER}
+) fi ON true
+LEFT JOIN LATERAL (
+    SELECT min(m.created_at) AS at FROM messages m
+    WHERE m.conversation_id = c.id AND {_BY_AGENT} AND m.created_at >= fi.at
+) fr ON true
+LEFT JOIN LATERAL (
     SELECT m.id, m.created_at FROM messages m
-    WHERE m.conversation_id = c.id AND m.direction = 'out' AND m.author_agent_id IS NOT NULL
+    WHERE m.conversation_id = c.id AND {_BY_AGENT}
     ORDER BY m.id DESC LIMIT 1
 ) lr ON true
 LEFT JOIN LATERAL (
     SELECT min(m.created_at) AS at FROM messages m
-    WHERE m.conversation_id = c.id AND m.direction = 'in' AND m.id > coalesce(lr.id, 0)
+    WHERE m.conversation_id = c.id AND {_BY_CUSTOMER} AND m.id > coalesce(lr.id, 0)
 ) w ON true
 WHERE c.id = ANY($1::bigint[])
 """
 
+_PAUSES = """
+SELECT conversation_id, status, started_at, ended_at FROM conversation_pauses
+WHERE conversation_id = ANY($1::bigint[]) ORDER BY conversation_id, started_at, id
+"""
+
 # Upsert a clock; RETURNING only when something changed, so one process announces it.
+# A new start (a new waiting period) is a new clock that may breach again.
 _UPSERT = """
-INSERT INTO sla_clocks (conversation_id, metric, policy_id, started_at, due_at, stopped_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO sla_clocks (conversation_id, metric, policy_id, started_at, due_at, stopped_at, paused_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (conversation_id, metric) DO UPDATE SET
     policy_id = EXCLUDED.policy_id, due_at = EXCLUDED.due_at, started_at = EXCLUDED.started_at,
-    stopped_at = CASE WHEN EXCLUDED.stopped_at IS NULL THEN NULL
-                      ELSE coalesce(sla_clocks.stopped_at, EXCLUDED.stopped_at) END,
+    stopped_at = EXCLUDED.stopped_at, paused_at = EXCLUDED.paused_at,
     breached_at = CASE WHEN sla_clocks.started_at = EXCLUDED.started_at THEN sla_clocks.breached_at END
-WHERE (sla_clocks.policy_id, sla_clocks.started_at, sla_clocks.due_at, sla_clocks.stopped_at IS NULL)
-      IS DISTINCT FROM (EXCLUDED.policy_id, EXCLUDED.started_at, EXCLUDED.due_at, EXCLUDED.stopped_at IS NULL)
+WHERE (sla_clocks.policy_id, sla_clocks.started_at, sla_clocks.due_at, sla_clocks.stopped_at, sla_clocks.paused_at)
+      IS DISTINCT FROM (EXCLUDED.policy_id, EXCLUDED.started_at, EXCLUDED.due_at, EXCLUDED.stopped_at, EXCLUDED.paused_at)
+RETURNING conversation_id
+"""
+
+# No clock any more (an answered wait, a policy removed): a running or paused one stops.
+_STOP = """
+UPDATE sla_clocks SET stopped_at = CASE WHEN paused_at IS NULL THEN $3 ELSE stopped_at END, paused_at = NULL
+WHERE conversation_id = ANY($1::bigint[]) AND metric = ANY($2::text[]) AND (stopped_at IS NULL OR paused_at IS NOT NULL)
 RETURNING conversation_id
 """
 
 
-def _clock(
-    metric: str, r: asyncpg.Record, now: dt.datetime
-) -> tuple[dt.datetime, dt.datetime | None] | None:
-    """(started_at, stopped_at) of a metric's clock for this conversation state, or None: no clock."""
+@dataclass(frozen=True)
+class Stretch:
+    """A time the conversation spent pending, snoozed or resolved (until None: it still is)."""
+
+    status: str
+    since: dt.datetime
+    until: dt.datetime | None
+
+
+def _span(metric: str, r: asyncpg.Record) -> tuple[dt.datetime, dt.datetime | None] | None:
+    """(started, answered) of a metric's clock for this conversation state, or None: no clock."""
+    if r["first_in"] is None:
+        return None  # nobody is waiting on us yet
     if metric == "first_response":
-        return r["created_at"], r["first_response_at"]
+        return r["first_in"], r["first_reply"]
     if metric == "resolution":
-        return r["created_at"], (r["resolved_at"] or now) if r["status"] == "resolved" else None
-    if r["first_response_at"] is None:
-        return None  # the first wait is the first_response clock's
-    if r["waiting_since"] is None:
-        return None
+        return r["first_in"], None
+    if r["first_reply"] is None or r["waiting_since"] is None:
+        return None  # the first wait is the first_response clock's; or nobody waits
     return r["waiting_since"], None
+
+
+def clock_state(
+    started: dt.datetime, answered: dt.datetime | None, stretches: list[Stretch]
+) -> tuple[list[Pause], dt.datetime | None, dt.datetime | None]:
+    """(pauses that count, stopped_at, paused_at) of a clock started then.
+
+    An answer stops it for good; resolving stops it until the conversation is reopened; pending
+    and snoozed pause it. Pauses after the answer don't count, one open at the answer ends there.
+    """
+    pauses: list[Pause] = []
+    for p in stretches:
+        if answered is not None and p.since >= answered:
+            continue
+        until = p.until if answered is None or (p.until is not None and p.until < answered) else answered
+        pauses.append((p.since, until))
+    if answered is not None:
+        return pauses, answered, None
+    current = next((p for p in stretches if p.until is None), None)
+    if current is None:
+        return pauses, None, None
+    since = max(current.since, started)
+    return pauses, since, (None if current.status == "resolved" else since)
 
 
 async def update_clocks(pool: asyncpg.Pool, conversation_ids: list[int]) -> list[int]:
@@ -85,33 +145,29 @@ async def update_clocks(pool: asyncpg.Pool, conversation_ids: list[int]) -> list
         return []
     policies = await load_policies(pool)
     if not policies:  # the common case without regulations: one query
-        rows = await pool.fetch(
-            "UPDATE sla_clocks SET stopped_at = now() WHERE conversation_id = ANY($1::bigint[]) AND stopped_at IS NULL"
-            " RETURNING conversation_id",
-            conversation_ids,
-        )
+        rows = await pool.fetch(_STOP, conversation_ids, list(METRICS), dt.datetime.now(dt.UTC))
         return sorted({r["conversation_id"] for r in rows})
     changed: set[int] = set()
     async with pool.acquire() as conn, conn.transaction():
         now: dt.datetime = await conn.fetchval("SELECT now()")
         rows = await conn.fetch(_STATE, conversation_ids)
+        stretches: dict[int, list[Stretch]] = {}
+        for p in await conn.fetch(_PAUSES, conversation_ids):
+            stretches.setdefault(p["conversation_id"], []).append(Stretch(p["status"], p["started_at"], p["ended_at"]))
         for r in rows:
             policy = pick(policies, team_id=r["team_id"], segment=r["segment"], tags=list(r["tags"]))
             for metric in METRICS:
-                span = _clock(metric, r, now) if policy is not None else None
-                due = policy.due(metric, span[0]) if policy is not None and span is not None else None
+                span = _span(metric, r) if policy is not None else None
+                due = None
+                if policy is not None and span is not None:
+                    pauses, stopped, paused = clock_state(span[0], span[1], stretches.get(r["id"], []))
+                    due = policy.due(metric, span[0], pauses)
                 if policy is None or span is None or due is None:
-                    # No clock now: a running one stops (an answered wait, a policy removed).
                     stop_at = r["last_reply_at"] if metric == "next_response" and r["last_reply_at"] else now
-                    done = await conn.fetchval(
-                        "UPDATE sla_clocks SET stopped_at = $3 WHERE conversation_id = $1 AND metric = $2"
-                        " AND stopped_at IS NULL RETURNING conversation_id",
-                        r["id"], metric, stop_at,
-                    )
-                    if done:
+                    if await conn.fetchval(_STOP, [r["id"]], [metric], stop_at):
                         changed.add(r["id"])
                     continue
-                if await conn.fetchval(_UPSERT, r["id"], metric, policy.id, span[0], due, span[1]):
+                if await conn.fetchval(_UPSERT, r["id"], metric, policy.id, span[0], due, stopped, paused):
                     changed.add(r["id"])
     return sorted(changed)
 
@@ -126,14 +182,11 @@ async def announce(pool: asyncpg.Pool, conversation_ids: list[int]) -> None:
                               client_id=conv["client_id"], conversation_id=cid)
 
 
-_DUE = """
+_DUE = f"""
 SELECT k.conversation_id, k.metric, k.policy_id, k.started_at, k.due_at, c.client_id, c.assignee_id, r.team_id,
-       CASE k.metric
-         WHEN 'first_response' THEN c.first_response_at IS NULL
-         WHEN 'resolution' THEN c.status <> 'resolved'
-         ELSE NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = k.conversation_id AND m.direction = 'out'
-                          AND m.author_agent_id IS NOT NULL AND m.created_at >= k.started_at)
-       END AS running
+       c.status = 'open' AND (k.metric = 'resolution' OR NOT EXISTS (
+           SELECT 1 FROM messages m WHERE m.conversation_id = k.conversation_id AND {_BY_AGENT}
+           AND m.created_at >= k.started_at)) AS running
 FROM sla_clocks k
 JOIN conversations c ON c.id = k.conversation_id
 LEFT JOIN conversation_routing r ON r.conversation_id = k.conversation_id
@@ -147,14 +200,13 @@ FOR UPDATE OF k SKIP LOCKED
 async def escalate_breaches(pool: asyncpg.Pool) -> list[JSON]:
     """Breach every clock past due that still runs, once each; returns the sla.breached payloads."""
     breached: list[JSON] = []
+    stale: set[int] = set()
     async with pool.acquire() as conn, conn.transaction():
         for k in await conn.fetch(_DUE):
             if not k["running"]:
-                # The clock stopped but its conversation's event has not been routed yet.
-                await conn.execute(
-                    "UPDATE sla_clocks SET stopped_at = now() WHERE conversation_id = $1 AND metric = $2",
-                    k["conversation_id"], k["metric"],
-                )
+                # Answered, paused or resolved, but that event has not been routed yet: no breach,
+                # and the clock is recomputed (below, once these row locks are released).
+                stale.add(k["conversation_id"])
                 continue
             await conn.execute(
                 "UPDATE sla_clocks SET breached_at = now() WHERE conversation_id = $1 AND metric = $2",
@@ -179,6 +231,8 @@ async def escalate_breaches(pool: asyncpg.Pool) -> list[JSON]:
             breached.append(data)
     for b in breached:
         log.info("SLA breached: conversation %s, %s", b["conversation"]["id"], b["metric"])
+    if stale:
+        await announce(pool, await update_clocks(pool, sorted(stale)))
     return breached
 
 

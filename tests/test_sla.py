@@ -17,9 +17,14 @@ from websockets.asyncio.client import connect
 
 from hub.channels import add_channel
 from hub.types import InboundMessage, IngestResult, Sender
+from inbox.agents import add_agent
+from inbox.conversations import set_status
 from inbox.ingest import ingest
-from routing.business_hours import DAYS, AlwaysOpen, BadSchedule, business_hours
-from routing.policies import Policy, pick
+from inbox.reply import send_reply
+from inbox.views import fetch_conversation
+from routing.business_hours import DAYS, AlwaysOpen, BadSchedule, add_outside, business_hours
+from routing.policies import Policy, create_hours, create_policy, pick
+from routing.sla import escalate_breaches, update_clocks
 from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
 from tests.test_api import check
 
@@ -358,3 +363,157 @@ async def test_clients_due_for_contact(hub: RunningHub, api: httpx.AsyncClient) 
     assert (await api.post("/api/v1/contact-rules", json={"segment": "vip", "every_days": 7})).status_code == 409
     assert (await api.delete(f"/api/v1/contact-rules/{rule['id']}")).status_code == 200
     assert (await api.get("/api/v1/clients/due-for-contact")).json()["items"] == []
+
+
+# --- pauses: pending and snoozed stop the clock, reopening resumes it ----------------------------
+
+def test_a_pause_moves_the_due_time_by_the_business_time_it_held() -> None:
+    msk = "Europe/Moscow"
+    policy = Policy(1, "p", None, "", {"first_response": 2 * 3600},
+                    business_hours(time_zone=msk, schedule=WEEKDAYS_9_18))
+    friday_5pm = at(msk, 2026, 11, 27, 17, 0)
+    assert policy.due("first_response", friday_5pm) == at(msk, 2026, 11, 30, 10, 0)
+    # Pending from 17:30 on Friday to 10:00 on Monday: 30 business minutes used, 90 left after 10:00.
+    pending = (at(msk, 2026, 11, 27, 17, 30), at(msk, 2026, 11, 30, 10, 0))
+    assert policy.due("first_response", friday_5pm, [pending]) == at(msk, 2026, 11, 30, 11, 30)
+    # Still pending: the due time stays what it was when the pause began.
+    assert policy.due("first_response", friday_5pm, [(pending[0], None)]) == at(msk, 2026, 11, 30, 10, 0)
+    # A pause entirely outside business hours changes nothing; one before the start or after the due neither.
+    weekend = (at(msk, 2026, 11, 28, 10, 0), at(msk, 2026, 11, 29, 20, 0))
+    before = (at(msk, 2026, 11, 26, 10, 0), friday_5pm)
+    after = (at(msk, 2026, 11, 30, 10, 0), at(msk, 2026, 11, 30, 12, 0))
+    assert policy.due("first_response", friday_5pm, [after, weekend, before]) == at(msk, 2026, 11, 30, 10, 0)
+    # Two pauses in one morning: each holds its business minutes.
+    monday = [(at(msk, 2026, 11, 30, 9, 15), at(msk, 2026, 11, 30, 9, 45)), (at(msk, 2026, 11, 30, 10, 0), None)]
+    assert policy.due("first_response", friday_5pm, monday[:1]) == at(msk, 2026, 11, 30, 10, 30)
+    assert policy.due("first_response", friday_5pm, monday) == at(msk, 2026, 11, 30, 10, 30)  # paused at 10:00
+
+
+@st.composite
+def pause_lists(draw: st.DrawFn, start: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Disjoint closed pauses after `start`."""
+    cursor, out = start, []
+    for _ in range(draw(st.integers(0, 4))):
+        gap, length = draw(st.integers(0, 48 * 3600)), draw(st.integers(1, 72 * 3600))
+        a = cursor + dt.timedelta(seconds=gap)
+        cursor = a + dt.timedelta(seconds=length)
+        out.append((a, cursor))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(zone=st.sampled_from(ZONES), schedule=schedules(), start=instants, d=durations, data=st.data())
+def test_business_time_outside_pauses_adds_up_to_the_target(
+    zone: str, schedule: dict[str, list[list[str]]], start: dt.datetime, d: dt.timedelta, data: st.DataObject
+) -> None:
+    bh = business_hours(time_zone=zone, schedule=schedule)
+    pauses = data.draw(pause_lists(start))
+    due = add_outside(bh, start, d, pauses)
+    paused = sum((bh.between(a, min(b, due)) for a, b in pauses if a < due), dt.timedelta(0))
+    assert bh.between(start, due) - paused == d
+    assert due >= bh.add(start, d)
+    assert add_outside(bh, start, d, []) == bh.add(start, d)
+    if d > dt.timedelta(0):  # it runs out while open and not paused
+        assert bh.is_open(due - dt.timedelta(microseconds=1))
+        assert not any(a < due <= b for a, b in pauses)
+
+
+async def _clock_row(pool: asyncpg.Pool, conv: int, metric: str = "first_response") -> asyncpg.Record:
+    row = await pool.fetchrow("SELECT * FROM sla_clocks WHERE conversation_id = $1 AND metric = $2", conv, metric)
+    assert row is not None
+    return row
+
+
+async def test_a_paused_clock_never_breaches_and_resumes_with_the_time_it_had_left(pool: asyncpg.Pool) -> None:
+    ch = await add_channel(pool, kind="loopback", name="line", settings={}, secrets={})
+    await create_policy(pool, {"name": "Ten minutes", "first_response_seconds": 600})
+    agent = await add_agent(pool, email="a@example.com", name="Anna", role="agent", password="correct horse")
+    sent = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    conv = (await ingest(pool, InboundMessage(channel_id=ch, external_id="m1", sender=Sender("c1", "Ivan"),
+                                              text="hello", sent_at=sent))).conversation_id
+    await set_status(pool, conversation_id=conv, status="pending", agent=agent)
+    # Pending since four minutes after the customer wrote: six of the ten minutes are left, and the
+    # due time as it stood then (20 minutes ago) has passed long since.
+    paused_since = sent + dt.timedelta(minutes=4)
+    await pool.execute("UPDATE conversation_pauses SET started_at = $2 WHERE conversation_id = $1", conv, paused_since)
+    assert await update_clocks(pool, [conv]) == [conv]
+    k = await _clock_row(pool, conv)
+    assert (k["started_at"], k["due_at"], k["stopped_at"], k["paused_at"]) == (
+        sent, sent + dt.timedelta(minutes=10), paused_since, paused_since)
+    assert await escalate_breaches(pool) == []
+    assert await pool.fetchval("SELECT count(*) FROM sla_breaches") == 0
+    body = await fetch_conversation(pool, conv)
+    assert body is not None and body["sla"]["overdue"] is False and body["sla"]["due_at"] is None
+
+    # Reopened: the clock runs again with its six minutes.
+    reopened = await set_status(pool, conversation_id=conv, status="open", agent=agent)
+    resumed = await pool.fetchval("SELECT ended_at FROM conversation_pauses WHERE conversation_id = $1", conv)
+    assert await update_clocks(pool, [conv]) == [conv]
+    k = await _clock_row(pool, conv)
+    assert (k["due_at"], k["stopped_at"], k["paused_at"]) == (resumed + dt.timedelta(minutes=6), None, None)
+    assert reopened["status"] == "open" and await escalate_breaches(pool) == []
+
+    # Seven minutes after reopening it has run out: one breach, once.
+    await pool.execute("UPDATE conversation_pauses SET ended_at = $2 WHERE conversation_id = $1",
+                       conv, resumed - dt.timedelta(minutes=7))
+    await update_clocks(pool, [conv])
+    breached = await escalate_breaches(pool)
+    assert [(b["conversation"]["id"], b["metric"]) for b in breached] == [(conv, "first_response")]
+    assert breached[0]["due_at"] == (resumed - dt.timedelta(minutes=1)).isoformat()
+    assert await escalate_breaches(pool) == []
+    # Snoozed and woken again: the same clock (same start) does not breach a second time.
+    await set_status(pool, conversation_id=conv, status="snoozed", agent=agent,
+                     snoozed_until=dt.datetime.now(dt.UTC) + H)
+    await update_clocks(pool, [conv])
+    assert (await _clock_row(pool, conv))["paused_at"] is not None
+    await set_status(pool, conversation_id=conv, status="open", agent=agent)
+    await update_clocks(pool, [conv])
+    k = await _clock_row(pool, conv)
+    assert k["paused_at"] is None and k["stopped_at"] is None and k["breached_at"] is not None
+    assert await escalate_breaches(pool) == []
+    assert await pool.fetchval("SELECT count(*) FROM sla_breaches") == 1
+
+
+async def test_business_hours_across_a_weekend_pause_through_the_store(pool: asyncpg.Pool) -> None:
+    msk = "Europe/Moscow"
+    hours = await create_hours(pool, {"name": "Office", "time_zone": msk, "schedule": WEEKDAYS_9_18})
+    await create_policy(pool, {"name": "Two hours", "first_response_seconds": 7200, "business_hours_id": hours["id"]})
+    agent = await add_agent(pool, email="a@example.com", name="Anna", role="agent", password="correct horse")
+    ch = await add_channel(pool, kind="loopback", name="line", settings={}, secrets={})
+    friday_5pm = at(msk, 2026, 11, 27, 17, 0)
+    conv = (await ingest(pool, InboundMessage(channel_id=ch, external_id="m1", sender=Sender("c1", "Ivan"),
+                                              text="hello", sent_at=friday_5pm))).conversation_id
+    await set_status(pool, conversation_id=conv, status="pending", agent=agent)
+    await set_status(pool, conversation_id=conv, status="open", agent=agent)
+    await pool.execute("UPDATE conversation_pauses SET started_at = $2, ended_at = $3 WHERE conversation_id = $1",
+                       conv, at(msk, 2026, 11, 27, 17, 30), at(msk, 2026, 11, 30, 10, 0))
+    await update_clocks(pool, [conv])
+    assert (await _clock_row(pool, conv))["due_at"] == at(msk, 2026, 11, 30, 11, 30)
+    # That Monday is long past: the clock that runs again breaches, with the due time it had.
+    [breach] = await escalate_breaches(pool)
+    assert breach["due_at"] == at(msk, 2026, 11, 30, 11, 30).astimezone(dt.UTC).isoformat()
+
+
+async def test_resolving_stops_every_clock_and_machine_mail_starts_none(pool: asyncpg.Pool) -> None:
+    ch = await add_channel(pool, kind="loopback", name="line", settings={}, secrets={})
+    await create_policy(pool, {"name": "Fast", "first_response_seconds": 60, "next_response_seconds": 60,
+                               "resolution_seconds": 120})
+    agent = await add_agent(pool, email="a@example.com", name="Anna", role="agent", password="correct horse")
+    hour_ago = dt.datetime.now(dt.UTC) - H
+    spam = (await ingest(pool, InboundMessage(channel_id=ch, external_id="s1", sender=Sender("spam", "Spam"),
+                                              text="buy now", sent_at=hour_ago))).conversation_id
+    await set_status(pool, conversation_id=spam, status="resolved", agent=agent)
+    await update_clocks(pool, [spam])
+    k = await _clock_row(pool, spam, "resolution")
+    assert k["stopped_at"] is not None and k["paused_at"] is None
+    assert await escalate_breaches(pool) == []
+
+    conv = (await ingest(pool, InboundMessage(channel_id=ch, external_id="m1", sender=Sender("c1", "Ivan"),
+                                              text="hello"))).conversation_id
+    await send_reply(pool, conversation_id=conv, agent=agent, text="Hi!")
+    await ingest(pool, InboundMessage(channel_id=ch, external_id="m2", sender=Sender("c1", "Ivan"), text="I'm away",
+                                      sent_at=hour_ago + H, flags=("auto_reply",)))
+    await update_clocks(pool, [conv])
+    metrics = {r["metric"]: r for r in await pool.fetch("SELECT * FROM sla_clocks WHERE conversation_id = $1", conv)}
+    assert set(metrics) == {"first_response", "resolution"}  # the auto-reply waits for nobody
+    assert metrics["first_response"]["stopped_at"] is not None
