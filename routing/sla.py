@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 URGENT = 2
 
 # A customer's message, not a machine's (inbox/ingest.py keeps those without reopening anything).
-_BY_CUSTOMER = "m.direction = 'in' AND NOT m.flags && ARRAY['auto_reply', 'bounce']"
-_BY_AGENT = "m.direction = 'out' AND m.author_agent_id IS NOT NULL"
+BY_CUSTOMER = "m.direction = 'in' AND NOT m.flags && ARRAY['auto_reply', 'bounce']"
+BY_AGENT = "m.direction = 'out' AND m.author_agent_id IS NOT NULL"
 
 _STATE = f"""
 SELECT c.id, c.status, cl.segment, cl.tags, r.team_id, fi.at AS first_in, fr.at AS first_reply,
@@ -49,20 +49,20 @@ FROM conversations c
 JOIN clients cl ON cl.id = c.client_id
 LEFT JOIN conversation_routing r ON r.conversation_id = c.id
 LEFT JOIN LATERAL (
-    SELECT min(m.created_at) AS at FROM messages m WHERE m.conversation_id = c.id AND {_BY_CUSTOMER}
+    SELECT min(m.created_at) AS at FROM messages m WHERE m.conversation_id = c.id AND {BY_CUSTOMER}
 ) fi ON true
 LEFT JOIN LATERAL (
     SELECT min(m.created_at) AS at FROM messages m
-    WHERE m.conversation_id = c.id AND {_BY_AGENT} AND m.created_at >= fi.at
+    WHERE m.conversation_id = c.id AND {BY_AGENT} AND m.created_at >= fi.at
 ) fr ON true
 LEFT JOIN LATERAL (
     SELECT m.id, m.created_at FROM messages m
-    WHERE m.conversation_id = c.id AND {_BY_AGENT}
+    WHERE m.conversation_id = c.id AND {BY_AGENT}
     ORDER BY m.id DESC LIMIT 1
 ) lr ON true
 LEFT JOIN LATERAL (
     SELECT min(m.created_at) AS at FROM messages m
-    WHERE m.conversation_id = c.id AND {_BY_CUSTOMER} AND m.id > coalesce(lr.id, 0)
+    WHERE m.conversation_id = c.id AND {BY_CUSTOMER} AND m.id > coalesce(lr.id, 0)
 ) w ON true
 WHERE c.id = ANY($1::bigint[])
 """
@@ -185,7 +185,7 @@ async def announce(pool: asyncpg.Pool, conversation_ids: list[int]) -> None:
 _DUE = f"""
 SELECT k.conversation_id, k.metric, k.policy_id, k.started_at, k.due_at, c.client_id, c.assignee_id, r.team_id,
        c.status = 'open' AND (k.metric = 'resolution' OR NOT EXISTS (
-           SELECT 1 FROM messages m WHERE m.conversation_id = k.conversation_id AND {_BY_AGENT}
+           SELECT 1 FROM messages m WHERE m.conversation_id = k.conversation_id AND {BY_AGENT}
            AND m.created_at >= k.started_at)) AS running
 FROM sla_clocks k
 JOIN conversations c ON c.id = k.conversation_id
@@ -263,8 +263,8 @@ async def _breach_data(conn: asyncpg.Connection, k: asyncpg.Record) -> JSON:
 
 async def breaches(pool: asyncpg.Pool, *, start: dt.datetime, end: dt.datetime) -> list[JSON]:
     rows = await pool.fetch(
-        "SELECT b.id, b.conversation_id, b.metric, p.name AS policy, t.name AS team, a.name AS assignee,"
-        " cl.segment, b.started_at, b.due_at, b.breached_at"
+        "SELECT b.id, b.conversation_id, cl.name AS client, b.metric, p.name AS policy, t.name AS team,"
+        " a.name AS assignee, cl.segment, b.started_at, b.due_at, b.breached_at"
         " FROM sla_breaches b JOIN conversations c ON c.id = b.conversation_id JOIN clients cl ON cl.id = c.client_id"
         " LEFT JOIN sla_policies p ON p.id = b.policy_id LEFT JOIN teams t ON t.id = b.team_id"
         " LEFT JOIN agents a ON a.id = b.assignee_id"
@@ -274,7 +274,7 @@ async def breaches(pool: asyncpg.Pool, *, start: dt.datetime, end: dt.datetime) 
     )
     return [
         {
-            **{k: r[k] for k in ("id", "conversation_id", "metric", "policy", "team", "assignee", "segment")},
+            **{k: r[k] for k in ("id", "conversation_id", "client", "metric", "policy", "team", "assignee", "segment")},
             **{k: r[k].isoformat() for k in ("started_at", "due_at", "breached_at")},
         }
         for r in rows

@@ -261,7 +261,7 @@ async def test_a_breach_escalates_once_live_and_is_reported(hub: RunningHub, api
         (conv, "first_response", "Support", "Support SLA"), (conv, "next_response", "Support", "Support SLA"),
     ]
     csv = await mgr.get("/api/v1/reports/sla-breaches?format=csv")
-    assert csv.text.splitlines()[0].startswith("id,conversation_id,metric")
+    assert csv.text.splitlines()[0].startswith("id,conversation_id,client,metric")
     assert len(csv.text.splitlines()) == 3
     agent = await login(hub.base_url, await make_agent(hub.pool, "agent"))
     assert (await agent.get("/api/v1/reports/sla-breaches")).status_code == 403

@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hub.types import JSON
+from routing.business_hours import zone
+from routing.sla import BY_AGENT, BY_CUSTOMER
 from web.auth import role
 from web.http import HTTPError, hub_of
 
@@ -26,6 +28,8 @@ def _period(request: Request) -> tuple[dt.datetime, dt.datetime]:
         start = start.replace(tzinfo=dt.UTC)
     if end.tzinfo is None:
         end = end.replace(tzinfo=dt.UTC)
+    if end <= start:
+        raise HTTPError(400, "to must be later than from")
     return start, end
 
 
@@ -44,10 +48,11 @@ def _answer(request: Request, columns: list[str], rows: list[JSON]) -> Response:
 
 @role("manager")
 async def volume(request: Request) -> Response:
-    """Inbound and outbound messages and new conversations per day and channel."""
+    """Inbound and outbound messages and conversations per day and channel; days in `tz` (default UTC)."""
     start, end = _period(request)
+    tz = zone(request.query_params.get("tz") or "UTC").key
     rows = await hub_of(request).pool.fetch(
-        "SELECT to_char(date_trunc('day', m.created_at), 'YYYY-MM-DD') AS day, ch.name AS channel,"
+        "SELECT to_char(date_trunc('day', m.created_at AT TIME ZONE $3), 'YYYY-MM-DD') AS day, ch.name AS channel,"
         " count(*) FILTER (WHERE m.direction = 'in') AS inbound,"
         " count(*) FILTER (WHERE m.direction = 'out') AS outbound,"
         " count(DISTINCT m.conversation_id) AS conversations"
@@ -55,38 +60,70 @@ async def volume(request: Request) -> Response:
         " WHERE m.created_at >= $1 AND m.created_at < $2 GROUP BY 1, 2 ORDER BY 1, 2",
         start,
         end,
+        tz,
     )
     return _answer(request, ["day", "channel", "inbound", "outbound", "conversations"], [dict(r) for r in rows])
 
 
+# First responses given in the period: per conversation the customer's first message (machine
+# mail aside) and the first agent reply after it, as routing/sla.py counts them. Minutes are
+# wall-clock (what the customer waited); `late` is the SLA clock's verdict (business hours,
+# pauses), so it agrees with the breach list.
+_AGENTS = f"""
+WITH replies AS (
+    SELECT m.conversation_id, m.author_agent_id FROM messages m
+    WHERE {BY_AGENT} AND m.created_at >= $1 AND m.created_at < $2
+), firsts AS (
+    SELECT fr.author_agent_id, extract(epoch FROM fr.at - fi.at) / 60 AS minutes,
+           coalesce(fr.at > k.due_at, false) AS late
+    FROM (SELECT DISTINCT conversation_id FROM replies) rc
+    CROSS JOIN LATERAL (
+        SELECT min(m.created_at) AS at FROM messages m WHERE m.conversation_id = rc.conversation_id AND {BY_CUSTOMER}
+    ) fi
+    CROSS JOIN LATERAL (
+        SELECT m.created_at AS at, m.author_agent_id FROM messages m
+        WHERE m.conversation_id = rc.conversation_id AND {BY_AGENT} AND m.created_at >= fi.at
+        ORDER BY m.created_at, m.id LIMIT 1
+    ) fr
+    LEFT JOIN sla_clocks k ON k.conversation_id = rc.conversation_id AND k.metric = 'first_response'
+                          AND k.started_at = fi.at
+    WHERE fr.at >= $1 AND fr.at < $2
+)
+SELECT a.id AS agent_id, a.name AS agent, coalesce(r.conversations, 0) AS conversations,
+       coalesce(r.replies, 0) AS replies, coalesce(f.first_responses, 0) AS first_responses,
+       round(f.median::numeric, 1) AS median_first_response_min, round(f.p90::numeric, 1) AS p90_first_response_min,
+       coalesce(f.late, 0) AS late_first_responses, coalesce(b.breaches, 0) AS sla_breaches
+FROM agents a
+LEFT JOIN (
+    SELECT author_agent_id, count(*) AS replies, count(DISTINCT conversation_id) AS conversations
+    FROM replies GROUP BY 1
+) r ON r.author_agent_id = a.id
+LEFT JOIN (
+    SELECT author_agent_id, count(*) AS first_responses, count(*) FILTER (WHERE late) AS late,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY minutes) AS median,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY minutes) AS p90
+    FROM firsts GROUP BY 1
+) f ON f.author_agent_id = a.id
+LEFT JOIN (
+    SELECT assignee_id, count(*) AS breaches FROM sla_breaches
+    WHERE breached_at >= $1 AND breached_at < $2 GROUP BY 1
+) b ON b.assignee_id = a.id
+WHERE (a.role = 'agent' AND NOT a.disabled) OR r.replies IS NOT NULL OR b.breaches IS NOT NULL
+ORDER BY a.name, a.id
+"""
+AGENT_COLUMNS = ["agent_id", "agent", "conversations", "replies", "first_responses", "median_first_response_min",
+                 "p90_first_response_min", "late_first_responses", "sla_breaches"]
+
+
 @role("manager")
 async def agents(request: Request) -> Response:
-    """Per agent: replies sent, conversations handled, median and p90 first-response minutes."""
+    """Per agent: conversations replied in, replies, first responses (median, p90, late), SLA breaches."""
     start, end = _period(request)
-    rows = await hub_of(request).pool.fetch(
-        "WITH first_reply AS ("
-        "  SELECT DISTINCT ON (m.conversation_id) m.conversation_id, m.author_agent_id,"
-        "         extract(epoch FROM m.created_at - c.created_at) / 60 AS minutes"
-        "  FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-        "  WHERE m.direction = 'out' AND m.author_agent_id IS NOT NULL AND c.created_at >= $1 AND c.created_at < $2"
-        "  ORDER BY m.conversation_id, m.id)"
-        " SELECT a.name AS agent,"
-        "  (SELECT count(*) FROM messages m WHERE m.author_agent_id = a.id AND m.created_at >= $1"
-        "     AND m.created_at < $2) AS replies,"
-        "  count(f.conversation_id) AS first_responses,"
-        "  round(percentile_cont(0.5) WITHIN GROUP (ORDER BY f.minutes)::numeric, 1) AS median_first_response_min,"
-        "  round(percentile_cont(0.9) WITHIN GROUP (ORDER BY f.minutes)::numeric, 1) AS p90_first_response_min"
-        " FROM agents a LEFT JOIN first_reply f ON f.author_agent_id = a.id"
-        " GROUP BY a.id, a.name ORDER BY a.name",
-        start,
-        end,
-    )
+    rows = await hub_of(request).pool.fetch(_AGENTS, start, end)
     items = [
         {k: (float(v) if v is not None and k.endswith("_min") else v) for k, v in dict(r).items()} for r in rows
     ]
-    return _answer(
-        request, ["agent", "replies", "first_responses", "median_first_response_min", "p90_first_response_min"], items
-    )
+    return _answer(request, AGENT_COLUMNS, items)
 
 
 routes = [

@@ -205,8 +205,8 @@ async def delete_hours(request: Request) -> Response:
 async def breaches_report(request: Request) -> Response:
     start, end = _period(request)
     rows = await sla.breaches(hub_of(request).pool, start=start, end=end)
-    columns = ["id", "conversation_id", "metric", "policy", "team", "assignee", "segment", "started_at", "due_at",
-               "breached_at"]
+    columns = ["id", "conversation_id", "client", "metric", "policy", "team", "assignee", "segment", "started_at",
+               "due_at", "breached_at"]
     return _answer(request, columns, rows)
 
 
