@@ -10,67 +10,54 @@ does not parse is kept raw instead of failing its whole batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
-import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import aiohttp
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     AiogramError,
     TelegramAPIError,
     TelegramBadRequest,
-    TelegramConflictError,
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import TelegramMethod
-from aiogram.types import BufferedInputFile, Message, ReplyParameters, Update
-from aiogram.utils.token import TokenValidationError
+from aiogram.types import Update
 from pydantic import ValidationError
 
 from connectors.ratelimit import KeyedRateLimiter, RateLimited, TokenBucket, acquire_all
-from hub.blobs import BlobTooLarge
-from hub.errors import (
-    ChannelCheckError,
-    ConfigError,
-    PermanentFailure,
-    RetryAfter,
-    TemporaryFailure,
+from connectors.telegram_api import (
+    TELEGRAM_DOWNLOAD_LIMIT,
+    GetRawUpdates,
+    api_base,
+    delivery_failure,
+    download,
+    make_bot,
+    reply_parts,
+    reply_to_id,
+    send_part,
 )
+from connectors.telegram_update import member_event, to_inbound, update_kinds
+from connectors.telegram_webhook import webhook_path, webhook_secret
+from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, RetryAfter
 from hub.types import (
-    Attachment,
     BlobStore,
     ChannelAccount,
     Cursor,
     InboundMessage,
     InboundSink,
     OutboundMessage,
-    Sender,
     SendResult,
 )
 
+__all__ = ["OFFSET_KEY", "TelegramConnector", "webhook_path", "webhook_secret"]
+
 log = logging.getLogger(__name__)
 
-DEFAULT_API_BASE = "https://api.telegram.org"
 OFFSET_KEY = "update_offset"
-TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files
-PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 # Telegram: about 1 message/s per chat (short bursts are fine), about 30/s per bot.
 PER_CHAT_RATE, PER_CHAT_BURST = 1.0, 3.0
 PER_BOT_RATE, PER_BOT_BURST = 30.0, 30.0
@@ -78,63 +65,14 @@ PER_BOT_RATE, PER_BOT_BURST = 30.0, 30.0
 MAX_LOCAL_WAIT = 5.0
 
 
-class _GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
-    """getUpdates answering plain dicts, so each update is validated on its own."""
-
-    __returning__ = list[dict[str, Any]]
-    __api_method__ = "getUpdates"
-
-    offset: int | None = None
-    limit: int | None = None
-    timeout: int | None = None
-    allowed_updates: list[str] | None = None
-
-
-def webhook_path(channel_id: int) -> str:
-    return f"/hooks/telegram/{channel_id}"
-
-
-def webhook_secret(account: ChannelAccount) -> str:
-    """The secret Telegram sends back in X-Telegram-Bot-Api-Secret-Token.
-
-    Derived from the token unless one is stored, so it needs no extra setup and
-    changes when the token is revoked.
-    """
-    stored = account.secrets.get("webhook_secret")
-    if stored:
-        return str(stored)
-    token = str(account.secrets.get("token", ""))
-    return hashlib.sha256(f"omnihub-telegram-webhook:{token}".encode()).hexdigest()
-
-
-def _make_bot(account: ChannelAccount) -> Bot:
-    token = str(account.secrets.get("token") or "")
-    api_base = str(account.settings.get("api_base") or DEFAULT_API_BASE)
-    try:
-        return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)))
-    except TokenValidationError:
-        raise ConfigError(
-            "the Telegram token does not look like a bot token (digits:letters, from @BotFather)"
-        ) from None
-
-
-@dataclass(frozen=True)
-class _FileRef:
-    kind: str
-    file_id: str
-    file_size: int | None
-    filename: str
-    content_type: str
-
-
 class TelegramConnector:
     kind: ClassVar[str] = "telegram"
 
     def __init__(self, account: ChannelAccount) -> None:
         self.account = account
-        self.bot = _make_bot(account)
+        self.bot = make_bot(account)
         settings = account.settings
-        self.api_base = str(settings.get("api_base") or DEFAULT_API_BASE)
+        self.api_base = api_base(account)
         self.mode = str(settings.get("mode") or "polling")
         self.allow_groups = bool(settings.get("allow_groups", False))
         self.poll_timeout = int(settings.get("poll_timeout", 25))
@@ -226,7 +164,7 @@ class TelegramConnector:
         while True:
             try:
                 batch = await self.bot(
-                    _GetRawUpdates(offset=offset, timeout=self.poll_timeout, allowed_updates=[]),
+                    GetRawUpdates(offset=offset, timeout=self.poll_timeout, allowed_updates=[]),
                     request_timeout=self.poll_timeout + 15,
                 )
             except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as e:
@@ -283,8 +221,13 @@ class TelegramConnector:
                 await self._skip(sink, cursor)
                 return
             try:
-                inbound = await self._to_inbound(
-                    message, payload, sink.blobs, edited=update.message is None, cursor=cursor
+                inbound = await to_inbound(
+                    message,
+                    payload,
+                    channel_id=self.account.id,
+                    edited=update.message is None,
+                    cursor=cursor,
+                    download=lambda ref: download(self.bot, ref, sink.blobs, self.max_file_size),
                 )
             except (ValueError, TypeError, AttributeError, KeyError) as e:
                 await sink.record_raw(
@@ -300,18 +243,16 @@ class TelegramConnector:
             return
         member = update.my_chat_member
         if member is not None and member.chat.type == "private":
-            status = member.new_chat_member.status
-            event = {"kicked": "telegram.bot_blocked", "member": "telegram.bot_unblocked"}.get(str(status))
+            event = member_event(member)
             if event:
                 await sink.record_event(
                     external_id=str(member.chat.id), type=event, data={"date": member.date.isoformat()}
                 )
             await self._skip(sink, cursor)
             return
-        kinds = sorted(k for k, v in payload.items() if k != "update_id" and v is not None)
         await sink.record_raw(
             kind="telegram.update",
-            reason=f"unhandled update type {', '.join(kinds) or '(empty)'}",
+            reason=f"unhandled update type {update_kinds(payload)}",
             payload=payload,
             cursor=cursor,
         )
@@ -334,134 +275,6 @@ class TelegramConnector:
         if cursor is not None:
             await sink.set_cursor(cursor)
 
-    async def _to_inbound(
-        self, message: Message, payload: dict[str, Any], blobs: BlobStore, *, edited: bool, cursor: Cursor | None
-    ) -> InboundMessage | None:
-        chat_id = message.chat.id
-        external_id = f"{chat_id}:{message.message_id}"
-        flags: list[str] = []
-        refs: list[str] = []
-        notes: list[str] = []
-        raw: dict[str, Any] = {"update": payload}
-        user = message.from_user
-        name = " ".join(p for p in (user.first_name, user.last_name) if p) if user else ""
-        text = message.text or message.caption or ""
-        if edited:  # same external id: ingest updates the stored message and keeps the old text
-            flags.append("edited")
-        if message.reply_to_message is not None:
-            refs.append(f"{chat_id}:{message.reply_to_message.message_id}")
-        if message.text and message.text.startswith("/start"):
-            flags.append("start")
-            start_payload = message.text.removeprefix("/start").strip()
-            if start_payload:
-                raw["start_payload"] = start_payload
-        phone = ""
-        if message.contact is not None:
-            c = message.contact
-            contact_name = " ".join(p for p in (c.first_name, c.last_name) if p)
-            text = f"Shared contact: {contact_name} {c.phone_number}".strip()
-            flags.append("contact")
-            if user is not None and c.user_id == user.id:
-                phone = c.phone_number
-        if message.venue is not None:
-            v = message.venue
-            text = _join(text, f"Venue: {v.title}, {v.address} ({v.location.latitude}, {v.location.longitude})")
-            flags.append("location")
-        elif message.location is not None:
-            loc = message.location
-            text = _join(text, f"Location: {loc.latitude}, {loc.longitude}")
-            flags.append("location")
-        attachments: list[Attachment] = []
-        for ref in _file_refs(message):
-            att, note = await self._download(ref, blobs)
-            if att is not None:
-                attachments.append(att)
-            else:
-                notes.append(note)
-                flags.append("attachment_missing")
-        if notes:
-            text = _join(text, "\n".join(f"[{n}]" for n in notes))
-        if not text and not attachments:
-            if message.chat.type != "private":
-                return None
-            kinds = [k for k in ("poll", "dice", "game", "invoice", "story", "paid_media") if _has(message, k)]
-            text = f"[unsupported message: {', '.join(kinds) or 'unknown content'}]"
-            flags.append("unsupported")
-        if message.chat.type == "private":
-            sender = Sender(
-                external_id=str(chat_id), display_name=name, username=(user.username or "") if user else "", phone=phone
-            )
-        else:
-            # A group is one conversation: replies go to the group, so the group is the sender.
-            sender = Sender(external_id=str(chat_id), display_name=message.chat.title or str(chat_id))
-            text = f"{name or 'someone'}: {text}"
-            flags.append("group")
-        return InboundMessage(
-            channel_id=self.account.id,
-            external_id=external_id,
-            sender=sender,
-            text=text,
-            attachments=tuple(attachments),
-            sent_at=dt.datetime.fromtimestamp(message.edit_date, dt.UTC)
-            if edited and message.edit_date
-            else message.date,
-            thread_refs=tuple(dict.fromkeys(refs)),
-            flags=tuple(dict.fromkeys(flags)),
-            cursor=cursor,
-            raw=raw,
-        )
-
-    async def _download(self, ref: _FileRef, blobs: BlobStore) -> tuple[Attachment | None, str]:
-        """The stored attachment, or None and a note saying why it is missing."""
-        too_large = f"{ref.kind} {ref.filename} not downloaded: larger than the {_human_size(self.max_file_size)} limit"
-        over_telegram = f"{ref.kind} {ref.filename} not downloaded: Telegram lets bots download at most 20 MB"
-        if ref.file_size is not None and ref.file_size > TELEGRAM_DOWNLOAD_LIMIT:
-            return None, over_telegram
-        if ref.file_size is not None and ref.file_size > self.max_file_size:
-            return None, too_large
-        error = ""
-        for attempt in range(3):
-            try:
-                file = await self.bot.get_file(ref.file_id)
-                if file.file_path is None:
-                    return None, over_telegram
-                if (file.file_size or 0) > self.max_file_size:
-                    return None, too_large
-                data = await self._fetch(file.file_path)
-                if data is None:
-                    return None, too_large
-                att = await blobs.put(data, filename=ref.filename, content_type=ref.content_type, kind=ref.kind)
-                return att, ""
-            except BlobTooLarge as e:
-                return None, f"{ref.kind} {ref.filename} not stored: {e}"
-            except TelegramRetryAfter as e:
-                error = str(e)
-                await asyncio.sleep(min(e.retry_after, 30))
-            except TelegramBadRequest as e:
-                if "too big" in e.message.lower():
-                    return None, over_telegram
-                return None, f"{ref.kind} {ref.filename} not downloaded: {e.message}"
-            except (TelegramNetworkError, TelegramServerError, aiohttp.ClientError, TimeoutError) as e:
-                error = str(e) or type(e).__name__
-                await asyncio.sleep(0.5 * (attempt + 1))
-            except (TelegramAPIError, AiogramError) as e:
-                return None, f"{ref.kind} {ref.filename} not downloaded: {e}"
-        return None, f"{ref.kind} {ref.filename} not downloaded: {error}"
-
-    async def _fetch(self, file_path: str) -> bytes | None:
-        """The file's bytes, or None once it grows past our limit (whatever getFile said)."""
-        url = self.bot.session.api.file_url(self.bot.token, file_path)
-        chunks: list[bytes] = []
-        size = 0
-        stream = self.bot.session.stream_content(url, timeout=120, chunk_size=256 * 1024, raise_for_status=True)
-        async with contextlib.aclosing(stream):
-            async for chunk in stream:
-                size += len(chunk)
-                if size > self.max_file_size:
-                    return None
-                chunks.append(chunk)
-        return b"".join(chunks)
-
     # -- outbound --------------------------------------------------------------
 
     async def send(self, message: OutboundMessage, blobs: BlobStore) -> SendResult:
@@ -469,137 +282,27 @@ class TelegramConnector:
             chat_id = int(message.recipient)
         except ValueError:
             raise PermanentFailure(f"{message.recipient!r} is not a Telegram chat id") from None
-        parts = await self._parts(message, blobs)
+        parts = await reply_parts(message, blobs)
         done = self._sent_parts.setdefault(message.message_id, {})
         self._sent_parts.move_to_end(message.message_id)
         while len(self._sent_parts) > 1000:
             self._sent_parts.popitem(last=False)
-        reply_to = _reply_to_id(message.reply_to_external_id, chat_id)
+        reply_to = reply_to_id(message.reply_to_external_id, chat_id)
         try:
             for index, part in enumerate(parts):
                 if index in done:
                     continue
                 await acquire_all([self._chat_limiter.bucket(chat_id), self._bot_limiter], max_wait=MAX_LOCAL_WAIT)
-                done[index] = await self._send_part(chat_id, part, reply_to if index == 0 else None)
+                done[index] = await send_part(self.bot, chat_id, part, reply_to if index == 0 else None)
         except RateLimited as e:
             raise RetryAfter("Telegram rate limit (held back by omnihub)", e.delay) from None
         except TelegramRetryAfter as e:
             self._chat_limiter.bucket(chat_id).pause(e.retry_after)
             raise RetryAfter(f"Telegram asked to wait {e.retry_after}s (429)", e.retry_after) from None
-        except TelegramForbiddenError as e:
-            reason = "user blocked the bot" if "blocked" in e.message else f"Telegram refused: {e.message}"
-            raise PermanentFailure(reason) from None
-        except TelegramMigrateToChat as e:
-            raise PermanentFailure(f"the group became a supergroup with id {e.migrate_to_chat_id}") from None
-        except (TelegramBadRequest, TelegramNotFound, TelegramEntityTooLarge, TelegramUnauthorizedError) as e:
-            raise PermanentFailure(f"Telegram refused the message: {e.message}") from None
-        except (TelegramNetworkError, TelegramServerError, TelegramConflictError) as e:
-            raise TemporaryFailure(f"Telegram unavailable: {e.message}") from None
         except (TelegramAPIError, AiogramError) as e:
-            raise TemporaryFailure(f"Telegram error: {e}") from None
+            raise delivery_failure(e) from None
         self._sent_parts.pop(message.message_id, None)
         return SendResult(external_id=f"{chat_id}:{done[0]}")
 
-    async def _parts(self, message: OutboundMessage, blobs: BlobStore) -> list[tuple[str, Any]]:
-        """The calls one reply needs: text chunks and files, the text as caption when it fits."""
-        files: list[tuple[str, Any]] = []
-        for att in message.attachments:
-            data = await blobs.get(att.sha256)
-            if data is None:
-                raise PermanentFailure(f"attachment {att.filename} is missing from storage")
-            photo = att.content_type in ("image/jpeg", "image/png") and len(data) <= PHOTO_UPLOAD_LIMIT
-            files.append(("photo" if photo else "document", BufferedInputFile(data, filename=att.filename or "file")))
-        text = message.text
-        if files and text and len(text) <= CAPTION_LIMIT:
-            kind, file = files[0]
-            return [(f"{kind}+caption", (file, text)), *files[1:]]
-        chunks = [("text", text[i : i + TEXT_LIMIT]) for i in range(0, len(text), TEXT_LIMIT)]
-        parts = chunks + files
-        if not parts:
-            raise PermanentFailure("empty message: no text and no attachments")
-        return parts
-
-    async def _send_part(self, chat_id: int, part: tuple[str, Any], reply_to: int | None) -> int:
-        kind, value = part
-        caption: str | None = None
-        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
-        if kind.endswith("+caption"):
-            kind = kind.removesuffix("+caption")
-            value, caption = value
-        if kind == "text":
-            sent = await self.bot.send_message(chat_id, value, parse_mode=None, reply_parameters=reply)
-        elif kind == "photo":
-            sent = await self.bot.send_photo(chat_id, value, caption=caption, parse_mode=None, reply_parameters=reply)
-        else:
-            sent = await self.bot.send_document(
-                chat_id, value, caption=caption, parse_mode=None, reply_parameters=reply
-            )
-        return sent.message_id
-
     async def close(self) -> None:
         await self.bot.session.close()
-
-
-def _human_size(n: int) -> str:
-    if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):g} MB"
-    if n >= 1024:
-        return f"{n / 1024:g} KB"
-    return f"{n} bytes"
-
-
-def _join(text: str, extra: str) -> str:
-    return f"{text}\n{extra}" if text else extra
-
-
-def _has(message: Message, field: str) -> bool:
-    return getattr(message, field, None) is not None or field in (message.model_extra or {})
-
-
-def _reply_to_id(external_id: str, chat_id: int) -> int | None:
-    chat, _, msg = external_id.partition(":")
-    if chat == str(chat_id) and msg.isdigit():
-        return int(msg)
-    return None
-
-
-def _file_refs(message: Message) -> list[_FileRef]:
-    refs: list[_FileRef] = []
-    if message.photo:
-        p = message.photo[-1]  # the largest size
-        refs.append(_FileRef("photo", p.file_id, p.file_size, f"photo_{p.file_unique_id}.jpg", "image/jpeg"))
-    if message.animation is not None:
-        a = message.animation
-        refs.append(
-            _FileRef("animation", a.file_id, a.file_size, a.file_name or "animation.mp4", a.mime_type or "video/mp4")
-        )
-    elif message.document is not None:
-        d = message.document
-        ctype = d.mime_type or "application/octet-stream"
-        refs.append(_FileRef("document", d.file_id, d.file_size, d.file_name or "document", ctype))
-    if message.audio is not None:
-        au = message.audio
-        refs.append(
-            _FileRef("audio", au.file_id, au.file_size, au.file_name or "audio.mp3", au.mime_type or "audio/mpeg")
-        )
-    if message.voice is not None:
-        vo = message.voice
-        refs.append(_FileRef("voice", vo.file_id, vo.file_size, "voice.ogg", vo.mime_type or "audio/ogg"))
-    if message.video is not None:
-        vi = message.video
-        refs.append(
-            _FileRef("video", vi.file_id, vi.file_size, vi.file_name or "video.mp4", vi.mime_type or "video/mp4")
-        )
-    if message.video_note is not None:
-        vn = message.video_note
-        refs.append(_FileRef("video_note", vn.file_id, vn.file_size, "video_note.mp4", "video/mp4"))
-    if message.sticker is not None:
-        s = message.sticker
-        if s.is_video:
-            name, ctype = "sticker.webm", "video/webm"
-        elif s.is_animated:
-            name, ctype = "sticker.tgs", "application/x-tgsticker"
-        else:
-            name, ctype = "sticker.webp", "image/webp"
-        refs.append(_FileRef("sticker", s.file_id, s.file_size, name, ctype))
-    return refs

@@ -16,6 +16,7 @@ import logging
 
 import asyncpg
 
+from connectors.registry import CONNECTORS
 from connectors.registry import connector_for as make_connector
 from hub import channels, db
 from hub.blobs import PgBlobStore
@@ -69,6 +70,7 @@ class Supervisor:
                 account = await channels.get_account(self._pool, channel_id)
                 if account is None:
                     raise LookupError(f"channel {channel_id} does not exist")
+                await CONNECTORS.load(account.kind)
                 connector = make_connector(account)
                 self._senders[channel_id] = connector
         return connector
@@ -130,6 +132,7 @@ class Supervisor:
         while True:
             connector: Connector | None = None
             try:
+                await CONNECTORS.load(account.kind)  # a heavy library is imported off the event loop
                 connector = make_connector(account)  # a bad stored setting is a crash to record, too
                 await connector.run(sink)
                 log.warning("channel %s inbound loop returned; restarting it", account.id)

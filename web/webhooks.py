@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.telegram import TelegramConnector, webhook_secret
+from connectors.registry import CONNECTORS
+from connectors.telegram_webhook import webhook_secret
 from hub import channels
 from inbox.sink import ChannelSink
 from web.http import error, hub_of
@@ -41,6 +42,9 @@ async def telegram_update(request: Request) -> Response:
         return error(400, "the update must be JSON")
     if not isinstance(update, dict):
         return error(400, "the update must be a JSON object")
+    await CONNECTORS.load("telegram")  # aiogram is imported on first use (connectors/registry.py)
+    from connectors.telegram import TelegramConnector
+
     connector = TelegramConnector(account)
     try:
         await connector.handle_update(update, ChannelSink(hub.pool, channel_id, hub.blobs), cursor=None)
