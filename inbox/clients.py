@@ -8,12 +8,13 @@ from hub.errors import NotFound, OmnihubError
 from hub.events import TIMELINE_TYPES, event_json, publish
 from hub.types import JSON
 from inbox import audit, merge, suggestions
-from inbox.conversations import decode_cursor, encode_cursor
+from inbox.conversations import BadCursor, decode_cursor, encode_cursor
 from inbox.notes import NOTE_SELECT
-from inbox.views import CONVERSATION_SELECT, conversation_json, iso, note_json
+from inbox.views import fetch_conversations, iso, note_json
 
 TIMELINE_LIMIT = 500
 NOTES_LIMIT = 200
+CARD_CONVERSATIONS = 50  # the newest; the rest page through client_conversations
 # The card also shows undone merges (hub.events.TIMELINE_TYPES is the shared list; this adds to it).
 CARD_TIMELINE_TYPES = (*TIMELINE_TYPES, *(t for t in ("client.merged", "client.unmerged") if t not in TIMELINE_TYPES))
 
@@ -71,7 +72,9 @@ async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
         " FROM identities i JOIN channels ch ON ch.id = i.channel_id WHERE i.client_id = $1 ORDER BY i.id",
         client_id,
     )
-    conversations = await pool.fetch(CONVERSATION_SELECT + " WHERE c.client_id = $1 ORDER BY c.id DESC", client_id)
+    conversations, conversations_cursor, conversations_total = await _conversations_page(
+        pool, client_id, CARD_CONVERSATIONS, None, with_total=True
+    )
     events = await pool.fetch(
         "SELECT id, type, client_id, conversation_id, actor_agent_id, payload, created_at FROM ("
         "  SELECT * FROM events WHERE client_id = $1 AND type = ANY($2::text[]) ORDER BY id DESC LIMIT $3"
@@ -97,11 +100,51 @@ async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
             }
             for i in identities
         ],
-        "conversations": [conversation_json(c) for c in conversations],
+        "conversations": conversations,
+        "conversations_total": conversations_total,
+        "conversations_next_cursor": conversations_cursor,
         "timeline": [event_json(e) for e in events],
         "notes": [note_json(n) for n in notes],
         "merges": await merge.merges_of(pool, client_id),
     }
+
+
+async def client_conversations(
+    pool: asyncpg.Pool, client_id: int, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[JSON], str | None]:
+    """A client's conversations, newest first (the card shows the first page; this pages on)."""
+    survivor = await pool.fetchval(
+        "WITH RECURSIVE up (id, merged_into) AS (SELECT id, merged_into FROM clients WHERE id = $1"
+        " UNION ALL SELECT x.id, x.merged_into FROM clients x JOIN up ON x.id = up.merged_into)"
+        " SELECT id FROM up WHERE merged_into IS NULL",
+        client_id,
+    )
+    if survivor is None:
+        raise NotFound(f"client {client_id} does not exist")
+    items, next_cursor, _ = await _conversations_page(pool, survivor, limit, cursor, with_total=False)
+    return items, next_cursor
+
+
+async def _conversations_page(
+    pool: asyncpg.Pool, client_id: int, limit: int, cursor: str | None, *, with_total: bool
+) -> tuple[list[JSON], str | None, int | None]:
+    before = None
+    if cursor:
+        (value,) = decode_cursor(cursor, 1)
+        if not value.isdigit():
+            raise BadCursor("cursor is not one this server gave out")
+        before = int(value)
+    # Page on conversations_client_idx alone, then decorate the page (inbox.views): a client with
+    # thousands of conversations costs the same as one with fifty.
+    row = await pool.fetchrow(
+        "SELECT (SELECT array_agg(id ORDER BY id DESC) FROM (SELECT id FROM conversations WHERE client_id = $1"
+        f"  {'' if before is None else 'AND id < $2'} ORDER BY id DESC LIMIT {int(limit) + 1}) p) AS ids"
+        + (", (SELECT count(*) FROM conversations WHERE client_id = $1) AS total" if with_total else ", NULL AS total"),
+        *([client_id] if before is None else [client_id, before]),
+    )
+    ids: list[int] = row["ids"] or []
+    next_cursor = encode_cursor(ids[limit - 1]) if len(ids) > limit else None
+    return await fetch_conversations(pool, ids[:limit]), next_cursor, row["total"]
 
 
 def _custom_fields(value: object, current: JSON) -> JSON:

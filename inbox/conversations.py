@@ -12,7 +12,7 @@ from hub.errors import NotFound, OmnihubError
 from hub.events import publish
 from hub.types import CONVERSATION_STATUSES, JSON
 from inbox import audit
-from inbox.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_json, fetch_conversation, message_json
+from inbox.views import MESSAGE_SELECT, fetch_conversation, fetch_conversations, message_json
 
 
 class BadCursor(OmnihubError):
@@ -58,7 +58,7 @@ async def list_conversations(
         if channel.isdigit():
             where.append(f"c.channel_id = {arg(int(channel))}")
         else:
-            where.append(f"ch.kind = {arg(channel)}")
+            where.append(f"c.channel_id IN (SELECT id FROM channels WHERE kind = {arg(channel)})")
     if assignee == "none":
         where.append("c.assignee_id IS NULL")
     elif isinstance(assignee, int):
@@ -71,14 +71,21 @@ async def list_conversations(
             where.append(f"(c.last_activity_at, c.id) < ({arg(dt.datetime.fromisoformat(ts))}, {arg(int(cid))})")
         except ValueError:
             raise BadCursor("cursor is not one this server gave out") from None
-    sql = CONVERSATION_SELECT
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {arg(limit + 1)}"
-    rows = await pool.fetch(sql, *args)
-    items = [conversation_json(r) for r in rows[:limit]]
+    # Page first, decorate second: the page is chosen on `conversations` alone (cheap to plan,
+    # walks conversations_activity_idx or a filter's index), then only its rows get the client,
+    # channel, agent, last message, team and SLA clocks (one statement text for every filter,
+    # so each connection soon reuses a cached plan). The LIMIT is a literal: a plan that sees
+    # it walks the index instead of sorting everything that matches.
+    rows = await pool.fetch(
+        "SELECT c.id, c.last_activity_at FROM conversations c"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {int(limit) + 1}",
+        *args,
+    )
+    items = await fetch_conversations(pool, [r["id"] for r in rows[:limit]])
     next_cursor = None
     if len(rows) > limit:
+        # From the page's own values: a conversation touched since then still pages consistently.
         last = rows[limit - 1]
         next_cursor = encode_cursor(last["last_activity_at"].isoformat(), last["id"])
     return items, next_cursor
@@ -96,11 +103,10 @@ async def _text_match(pool: asyncpg.Pool, q: str, arg: Callable[[object], str]) 
     soon as a page is full. (One `IN (subquery) OR …` does neither well on millions of rows.)
     """
     row = await pool.fetchrow(
-        "SELECT (SELECT array_agg(DISTINCT conversation_id) FROM (SELECT conversation_id FROM messages"
-        f"   WHERE search @@ {_TSQUERY.format(p='$1')} LIMIT $2) m) AS conversations,"
-        " (SELECT count(*) FROM (SELECT 1 FROM messages"
-        f"   WHERE search @@ {_TSQUERY.format(p='$1')} LIMIT $2) m) AS hits,"
-        " (SELECT array_agg(id) FROM (SELECT id FROM clients WHERE name ILIKE '%' || $1 || '%' LIMIT $2) c) AS clients",
+        "SELECT m.hits, m.conversations,"
+        " (SELECT array_agg(id) FROM (SELECT id FROM clients WHERE name ILIKE '%' || $1 || '%' LIMIT $2) c) AS clients"
+        " FROM (SELECT count(*) AS hits, array_agg(DISTINCT conversation_id) AS conversations FROM"
+        f"   (SELECT conversation_id FROM messages WHERE search @@ {_TSQUERY.format(p='$1')} LIMIT $2) x) m",
         q,
         SEARCH_PROBE + 1,
     )
@@ -113,7 +119,7 @@ async def _text_match(pool: asyncpg.Pool, q: str, arg: Callable[[object], str]) 
     if len(found_clients) <= SEARCH_PROBE:
         names = f"c.client_id = ANY({arg(found_clients)}::bigint[])"
     else:
-        names = f"cl.name ILIKE '%' || {arg(q)} || '%'"
+        names = f"EXISTS (SELECT 1 FROM clients cl WHERE cl.id = c.client_id AND cl.name ILIKE '%' || {arg(q)} || '%')"
     return f"({messages} OR {names})"
 
 

@@ -139,6 +139,14 @@ async def fetch_conversation(conn: asyncpg.Connection | asyncpg.Pool, conversati
     return conversation_json(row) if row else None
 
 
+async def fetch_conversations(conn: asyncpg.Connection | asyncpg.Pool, ids: list[int]) -> list[JSON]:
+    """Conversations in the order of `ids` (an id that no longer exists is left out)."""
+    if not ids:
+        return []
+    rows = {r["id"]: r for r in await conn.fetch(CONVERSATION_SELECT + " WHERE c.id = ANY($1::bigint[])", ids)}
+    return [conversation_json(rows[i]) for i in ids if i in rows]
+
+
 async def fetch_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int) -> JSON | None:
     row = await conn.fetchrow(MESSAGE_SELECT + " WHERE m.id = $1", message_id)
     return message_json(row) if row else None
