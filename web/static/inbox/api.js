@@ -15,7 +15,9 @@ export function setUnauthorizedHandler(fn) {
 
 export async function request(method, path, body) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // the browser sets multipart/form-data with its boundary
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -63,7 +65,17 @@ export const api = {
   conversation: (id) => request("GET", `/conversations/${id}`),
   messages: (id) => all(`/conversations/${id}/messages`),
   notes: (id) => all(`/conversations/${id}/notes`),
-  reply: (id, text) => request("POST", `/conversations/${id}/messages`, { text }),
+  // Newest first; next_cursor pages back to older messages.
+  messagesBack: (id, cursor, limit = 100) =>
+    request("GET", `/conversations/${id}/messages${query({ order: "desc", limit, cursor })}`),
+  reply: (id, text, files = []) => {
+    if (!files.length) return request("POST", `/conversations/${id}/messages`, { text });
+    const form = new FormData();
+    form.append("text", text);
+    for (const f of files) form.append("file", f, f.name);
+    return request("POST", `/conversations/${id}/messages`, form);
+  },
+  replyLimits: () => request("GET", "/reply-limits"),
   note: (id, text) => request("POST", `/conversations/${id}/notes`, { text }),
   retry: (messageId) => request("POST", `/messages/${messageId}/retry`),
   assign: (id, agentId) => request("POST", `/conversations/${id}/assign`, { agent_id: agentId }),

@@ -1,6 +1,7 @@
 // One thread item — a message or a private note — as DOM. All user text goes
-// in through text nodes; e-mail HTML (already sanitized by the server) is only
-// ever shown inside a sandboxed iframe with scripts and remote loads off.
+// in through text nodes (an e-mail's quoted text too); e-mail HTML (already
+// sanitized by the server) is only ever shown inside a sandboxed iframe with
+// scripts and remote loads off.
 import { h, channelBadge } from "./dom.js";
 import { t, formatDateTime, formatClock, getLang } from "./i18n.js";
 import { blobUrl } from "./api.js";
@@ -18,7 +19,7 @@ export function dayDivider(iso) {
     d.toLocaleDateString(getLang(), { weekday: "short", day: "numeric", month: "long" })));
 }
 
-function renderMessage(m, { me, onRetry, htmlOpen, onToggleHtml }) {
+function renderMessage(m, { me, onRetry, htmlOpen, onToggleHtml, quotedOpen, onToggleQuoted }) {
   const out = m.direction === "out";
   const author = m.author?.name || (out ? t("msg.you") : t("thread.visitor"));
   const meta = h("div", { class: "msg-meta" },
@@ -27,7 +28,15 @@ function renderMessage(m, { me, onRetry, htmlOpen, onToggleHtml }) {
     h("time", { datetime: m.created_at, title: new Date(m.created_at).toLocaleString(getLang()) }, formatClock(m.created_at)));
   if (out) meta.append(statusNode(m, onRetry));
   const body = h("div", { class: "bubble" });
-  if (m.text) body.append(h("div", { class: "msg-text" }, m.text));
+  // E-mail: `text` has the quotes and signature folded away, `original_text` is the whole mail.
+  const quoted = !!m.original_text && quotedOpen.has(m.id);
+  if (quoted) body.append(h("div", { class: "msg-text msg-original" }, m.original_text));
+  else if (m.text) body.append(h("div", { class: "msg-text" }, m.text));
+  if (m.original_text) {
+    body.append(h("button", {
+      type: "button", class: "link-btn quoted-toggle", "aria-expanded": String(quoted), onclick: () => onToggleQuoted(m.id),
+    }, quoted ? t("msg.hide_quoted") : t("msg.show_quoted")));
+  }
   if (m.html) {
     const open = htmlOpen.has(m.id);
     body.append(h("button", {
@@ -71,12 +80,12 @@ function attachments(list) {
       img.src = link.href;
       link.append(img);
     }
-    link.append(h("span", { class: "att-name" }, a.filename || a.sha256), h("span", { class: "att-size" }, size(a.size)));
+    link.append(h("span", { class: "att-name" }, a.filename || a.sha256), h("span", { class: "att-size" }, formatSize(a.size)));
     return h("li", {}, link);
   }));
 }
 
-function size(bytes) {
+export function formatSize(bytes) {
   if (typeof bytes !== "number") return "";
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;

@@ -1,15 +1,17 @@
-// The open conversation: header with actions, the messages and notes, the
-// visitor's typing, and the reply box.
+// The open conversation: header with actions, the messages and notes (a long
+// thread loads its newest page first), the visitor's typing, and the reply box
+// (compose.js).
 import { h, clear, channelBadge, icon } from "./dom.js";
 import { t } from "./i18n.js";
 import { api } from "./api.js";
-import { state, channelName } from "./state.js";
+import { state } from "./state.js";
 import { renderItem, dayDivider } from "./messages.js";
 import { slaBadge, priorityBadge } from "./sla.js";
 import { agentPresence } from "./presence.js";
+import { mountComposer, setComposerConversation, renderComposer, focusComposer, toggleNote as toggleComposerNote } from "./compose.js";
 
 const TYPING_SHOW_MS = 5000;
-const TYPING_SEND_MS = 3000;
+const PAGE = 100; // messages per page of a long thread
 
 let els = null;
 let cb = null;
@@ -17,11 +19,12 @@ const th = {
   conv: null,
   items: new Map(), // "m:1" / "n:1" -> {kind, data}
   htmlOpen: new Set(),
+  quotedOpen: new Set(),
   loadToken: 0,
-  noteMode: false,
-  sending: false,
+  olderCursor: null, // older messages exist: next_cursor of GET messages?order=desc
+  oldestId: null, // the oldest message loaded
+  loadingOlder: false,
   typingTimer: null,
-  lastTypingSent: 0,
 };
 
 export function mountThread(root, callbacks) {
@@ -29,37 +32,16 @@ export function mountThread(root, callbacks) {
   const header = h("div", { class: "thread-head" });
   const scroller = h("div", { class: "messages", id: "messages", "aria-live": "polite" });
   const typing = h("div", { class: "typing", hidden: true });
-  const input = h("textarea", { id: "reply", class: "reply-input", rows: 2 });
-  const noteBtn = h("button", { type: "button", class: "btn btn-toggle", id: "note-toggle", "aria-pressed": "false" });
-  const sendBtn = h("button", { type: "submit", class: "btn btn-primary", id: "send" });
-  const via = h("span", { class: "reply-via" });
-  const error = h("div", { class: "reply-error", role: "alert", hidden: true });
-  const form = h("form", { class: "composer" },
-    error, input, h("div", { class: "composer-bar" }, noteBtn, via, sendBtn));
   const empty = h("div", { class: "thread-empty" });
-  const body = h("div", { class: "thread-body", hidden: true }, header, scroller, typing, form);
+  const body = h("div", { class: "thread-body", hidden: true }, header, scroller, typing);
+  const form = mountComposer(body, {
+    onTyping: (id) => cb.onTyping(id),
+    onMessage: (m) => addMessage(m),
+    onNote: (n) => addNote(n),
+  });
+  body.append(form);
   clear(root, empty, body);
-  els = { root, header, scroller, typing, input, noteBtn, sendBtn, via, error, form, empty, body };
-
-  input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-      e.preventDefault();
-      send();
-    }
-  });
-  input.addEventListener("input", () => {
-    if (th.noteMode || !th.conv || !input.value) return;
-    const now = Date.now();
-    if (now - th.lastTypingSent > TYPING_SEND_MS) {
-      th.lastTypingSent = now;
-      cb.onTyping(th.conv.id);
-    }
-  });
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    send();
-  });
-  noteBtn.addEventListener("click", () => toggleNote());
+  els = { root, header, scroller, typing, empty, body };
   renderStatic();
 }
 
@@ -67,12 +49,7 @@ export function renderStatic() {
   if (!els) return;
   clear(els.empty, h("div", { class: "thread-empty-title" }, t("thread.none")),
     h("div", { class: "muted" }, t("thread.none_hint")));
-  els.noteBtn.textContent = t("reply.note");
-  els.noteBtn.setAttribute("aria-pressed", String(th.noteMode));
-  els.sendBtn.textContent = th.noteMode ? t("reply.add_note") : t("reply.send");
-  els.input.placeholder = th.noteMode ? t("reply.note_placeholder") : t("reply.placeholder");
-  els.form.classList.toggle("note-mode", th.noteMode);
-  els.via.textContent = th.conv && !th.noteMode ? t("reply.via", { channel: channelName(th.conv) }) : "";
+  renderComposer();
   if (th.conv) {
     renderHeader();
     renderItems(false);
@@ -90,23 +67,60 @@ export async function openThread(conv) {
   if (switching) {
     th.items.clear();
     th.htmlOpen.clear();
+    th.quotedOpen.clear();
+    th.olderCursor = null;
+    th.oldestId = null;
     hideTyping();
-    els.error.hidden = true;
   }
+  setComposerConversation(conv);
   els.empty.hidden = true;
   els.body.hidden = false;
   renderStatic();
-  const [messages, notes] = await Promise.all([api.messages(conv.id), api.notes(conv.id).catch(() => [])]);
+  const [page, notes] = await Promise.all([api.messagesBack(conv.id, null, PAGE), api.notes(conv.id).catch(() => [])]);
   if (token !== th.loadToken) return;
-  for (const m of messages) th.items.set(`m:${m.id}`, { kind: "message", data: m });
+  addPage(page);
   for (const n of notes) th.items.set(`n:${n.id}`, { kind: "note", data: n });
   renderItems(true);
+}
+
+function addPage(page) {
+  for (const m of page.items) th.items.set(`m:${m.id}`, { kind: "message", data: m });
+  if (page.items.length) th.oldestId = Math.min(th.oldestId ?? Infinity, ...page.items.map((m) => m.id));
+  th.olderCursor = page.next_cursor;
+}
+
+async function loadEarlier() {
+  if (!th.conv || !th.olderCursor || th.loadingOlder) return;
+  const token = th.loadToken;
+  th.loadingOlder = true;
+  renderItems();
+  try {
+    const page = await api.messagesBack(th.conv.id, th.olderCursor, PAGE);
+    if (token !== th.loadToken) return;
+    addPage(page);
+  } catch (err) {
+    cb.onError(err);
+  } finally {
+    th.loadingOlder = false;
+  }
+  if (token !== th.loadToken) return;
+  // Keep the message the agent was reading where it was: the new ones go above it.
+  const sc = els.scroller;
+  const fromBottom = sc.scrollHeight - sc.scrollTop;
+  renderItems();
+  sc.scrollTop = sc.scrollHeight - fromBottom;
+}
+
+// A message older than the loaded page (an old reply's status changing) stays unloaded.
+function beforeLoaded(m) {
+  return th.olderCursor !== null && th.oldestId !== null && m.id < th.oldestId;
 }
 
 export function closeThread() {
   th.loadToken++;
   th.conv = null;
   th.items.clear();
+  setComposerConversation(null);
   els.body.hidden = true;
   els.empty.hidden = false;
 }
@@ -115,14 +129,14 @@ export function setConversation(conv) {
   if (!th.conv || th.conv.id !== conv.id) return;
   th.conv = conv;
   renderHeader();
-  els.via.textContent = th.noteMode ? "" : t("reply.via", { channel: channelName(conv) });
+  setComposerConversation(conv);
 }
 
 export function addMessage(m) {
   if (!th.conv || m.conversation_id !== th.conv.id) return;
   // The reply's own HTTP answer can arrive after the live events that moved it on
   // (queued → failed): a message already shown is only ever changed by updateMessage.
-  if (th.items.has(`m:${m.id}`)) return;
+  if (th.items.has(`m:${m.id}`) || beforeLoaded(m)) return;
   th.items.set(`m:${m.id}`, { kind: "message", data: m });
   if (m.direction === "in") hideTyping();
   renderItems();
@@ -132,6 +146,7 @@ export function updateMessage(m) {
   if (!th.conv || m.conversation_id !== th.conv.id) return;
   const key = `m:${m.id}`;
   const prev = th.items.get(key);
+  if (!prev && beforeLoaded(m)) return;
   th.items.set(key, { kind: "message", data: prev ? { ...prev.data, ...m } : m });
   renderItems();
 }
@@ -156,37 +171,11 @@ function hideTyping() {
 }
 
 export function focusReply() {
-  if (!th.conv) return;
-  els.input.focus();
+  focusComposer();
 }
 
 export function toggleNote(force) {
-  th.noteMode = typeof force === "boolean" ? force : !th.noteMode;
-  renderStatic();
-  els.input.focus();
-}
-
-async function send() {
-  const text = els.input.value.trim();
-  if (!text || !th.conv || th.sending) return;
-  th.sending = true;
-  els.sendBtn.disabled = true;
-  els.error.hidden = true;
-  const convId = th.conv.id;
-  els.input.value = "";
-  th.lastTypingSent = 0;
-  try {
-    if (th.noteMode) addNote(await api.note(convId, text));
-    else addMessage(await api.reply(convId, text));
-  } catch (err) {
-    // Give the text back so nothing typed is lost.
-    if (th.conv?.id === convId && !els.input.value) els.input.value = text;
-    els.error.textContent = t("error.generic", { error: err.message });
-    els.error.hidden = false;
-  } finally {
-    th.sending = false;
-    els.sendBtn.disabled = false;
-  }
+  toggleComposerNote(force);
 }
 
 async function retry(id) {
@@ -202,19 +191,32 @@ async function retry(id) {
 function renderItems(forceBottom = false) {
   const sc = els.scroller;
   const nearBottom = forceBottom || sc.scrollHeight - sc.scrollTop - sc.clientHeight < 80;
-  const items = [...th.items.values()].sort((a, b) =>
+  let items = [...th.items.values()].sort((a, b) =>
     Date.parse(a.data.created_at) - Date.parse(b.data.created_at) || a.data.id - b.data.id);
+  if (th.olderCursor) {
+    // Notes older than the loaded messages come back with their page, in their place.
+    const first = items.find((i) => i.kind === "message");
+    if (first) items = items.slice(items.indexOf(first));
+  }
+  const toggle = (set) => (id) => {
+    if (set.has(id)) set.delete(id);
+    else set.add(id);
+    renderItems();
+  };
   const ctx = {
     me: state.me,
     onRetry: retry,
     htmlOpen: th.htmlOpen,
-    onToggleHtml: (id) => {
-      if (th.htmlOpen.has(id)) th.htmlOpen.delete(id);
-      else th.htmlOpen.add(id);
-      renderItems();
-    },
+    onToggleHtml: toggle(th.htmlOpen),
+    quotedOpen: th.quotedOpen,
+    onToggleQuoted: toggle(th.quotedOpen),
   };
   const nodes = [];
+  if (th.olderCursor) {
+    nodes.push(h("button", {
+      type: "button", class: "btn btn-sm load-earlier", id: "load-earlier", disabled: th.loadingOlder, onclick: loadEarlier,
+    }, th.loadingOlder ? t("thread.loading_earlier") : t("thread.load_earlier")));
+  }
   let lastDay = null;
   for (const item of items) {
     const day = new Date(item.data.created_at).toDateString();

@@ -1,0 +1,374 @@
+"""The reply box and the thread, driven in a real browser.
+
+Debian's Chromium through Playwright against a whole hub on a real uvicorn
+server (the launch pattern of tests/test_browser.py), with a Telegram channel
+polling a local fake Bot API (tests/fakes/telegram_api.py): files chosen with
+the paperclip, pasted or dropped become chips, go out as a photo and a document,
+and show in the thread; a file over the hub's limit is refused with the typed
+text kept; an e-mail's quoted text opens on demand, as text; a long thread
+loads its older messages on request.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, FilePayload, Locator, Page, Route, expect
+
+from hub import db
+from hub.channels import add_channel
+from hub.types import InboundMessage, Sender
+from inbox.ingest import ingest
+from tests.conftest import RunningHub, make_agent, start_hub, wait_for
+from tests.fakes.telegram_api import FakeBotAPI
+from tests.test_browser import SCREENSHOTS, Person, open_person
+
+pytestmark = pytest.mark.timeout(180)
+
+LIMIT = 300_000  # the hub's attachment cap in these tests (OMNIHUB_MAX_ATTACHMENT_BYTES)
+PWN = "<img src=x onerror=window.__pwned=1>"
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+expect.set_options(timeout=10_000)
+
+
+def png(width: int = 48, height: int = 32, rgb: tuple[int, int, int] = (79, 70, 229)) -> bytes:
+    """A real, decodable PNG of one colour."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def payload(name: str, mime_type: str, data: bytes) -> FilePayload:
+    return {"name": name, "mimeType": mime_type, "buffer": data}
+
+
+@dataclass
+class Setup:
+    hub: RunningHub
+    fake: FakeBotAPI
+    email: int
+    widget: int
+    agent: dict[str, Any]
+
+
+@pytest.fixture
+async def setup(database_url: str) -> AsyncIterator[Setup]:
+    async with FakeBotAPI() as fake:
+        conn = await db.connect(database_url)
+        try:
+            await add_channel(
+                conn, kind="telegram", name="Telegram bot", secrets={"token": fake.token},
+                settings={"api_base": fake.base_url, "mode": "polling", "poll_timeout": 1},
+            )
+            # Disabled: nothing tries to reach a mail server; messages are ingested directly.
+            email = await add_channel(conn, kind="email", name="support@acme.coffee", settings={}, secrets={})
+            widget = await add_channel(conn, kind="widget", name="Website chat", settings={}, secrets={})
+            await conn.execute("UPDATE channels SET enabled = false WHERE id = ANY($1::bigint[])", [email, widget])
+        finally:
+            await conn.close()
+        async with start_hub(database_url, max_attachment_bytes=LIMIT) as h:
+            agent = await make_agent(h.pool, "agent", name="Anna Agent")
+            yield Setup(h, fake, email, widget, agent)
+
+
+async def open_inbox(browser: Browser, s: Setup, width: int = 1280, height: int = 900) -> Person:
+    """An agent signed in (open_person records dialogs and page errors)."""
+    a = await open_person(browser, viewport={"width": width, "height": height})
+    await a.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=s.hub.base_url)
+    page = a.page
+    await page.goto(f"{s.hub.base_url}/")
+    await page.fill("#login-email", s.agent["email"])
+    await page.fill("#login-password", s.agent["password"])
+    await page.click("#login-submit")
+    await expect(page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    return a
+
+
+async def open_conversation(page: Page, text: str, row: str | None = None) -> None:
+    """Click the list row showing `row` (default: `text`), then wait for `text` in the thread."""
+    await page.locator(".conv", has_text=row or text).click()
+    await expect(page.locator("#messages .msg", has_text=text).first).to_be_visible()
+
+
+async def shot(target: Locator, name: str) -> None:
+    """A part of the page, into docs/screenshots with OMNIHUB_UPDATE_SCREENSHOTS=1 (see tests/test_browser.py)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await target.screenshot(path=str(SCREENSHOTS / name))
+
+
+def chip_names(page: Page) -> Any:
+    return page.locator("#reply-chips .file-chip-name")
+
+
+async def test_files_go_out_to_telegram_as_a_photo_and_a_document(browser: Browser, setup: Setup) -> None:
+    s = setup
+    s.fake.push_message(501, "Could you send the menu and a photo of the cup?", first_name="Lena")
+    agent = await open_inbox(browser, s, width=1440, height=600)
+    page = agent.page
+    await open_conversation(page, "send the menu")
+
+    cup = png()
+    pdf_name = "Winter menu 2026.pdf"
+    stray = f"notes {PWN}.txt"
+    await page.set_input_files("#reply-files", [
+        payload("cup.png", "image/png", cup),
+        payload(pdf_name, "application/pdf", PDF),
+        payload(stray, "text/plain", b"not this one"),
+    ])
+    # Chips: name (markup stays text) and size; the image gets a preview, the others their extension.
+    await expect(chip_names(page)).to_have_text(["cup.png", pdf_name, stray])
+    await expect(page.locator("#reply-chips .file-chip-size")).to_have_text([f"{len(cup)} B", f"{len(PDF)} B", "12 B"])
+    await expect(page.locator("#reply-chips .file-chip-thumb")).to_have_count(1)
+    await expect(page.locator("#reply-chips .file-chip-ext")).to_have_text(["PDF", "TXT"])
+    await expect(page.locator("#reply-chips img")).to_have_count(1)  # the filename made no <img>
+
+    await page.get_by_role("button", name=f"Remove {stray}").click()
+    await expect(chip_names(page)).to_have_text(["cup.png", pdf_name])
+    await page.fill("#reply", "Here they are: the menu and our cup.")
+    await shot(page.locator(".pane-thread"), "reply-attachments.png")
+    await page.press("#reply", "Enter")
+
+    # The thread shows the reply with a thumbnail that really loaded, and the PDF as a link.
+    out = page.locator("#messages .msg.out", has_text="the menu and our cup")
+    await expect(out).to_have_count(1)
+    await expect(out.locator(".att-name")).to_have_text(["cup.png", pdf_name])
+    thumb = out.locator("img.thumb")
+    await expect(thumb).to_have_count(1)
+    await wait_for(lambda: thumb.evaluate("img => img.complete && img.naturalWidth === 48"))
+    await expect(out).to_have_attribute("data-status", "sent", timeout=20_000)
+    await shot(page.locator(".pane-thread"), "reply-attachments-sent.png")
+    await expect(page.locator("#reply-chips .file-chip")).to_have_count(0)
+    await expect(page.locator("#reply")).to_have_value("")
+
+    # Telegram got a photo with the text as its caption and the PDF as a document, bytes intact.
+    await wait_for(lambda: len(s.fake.sent) >= 2)
+    photo, document = s.fake.sent
+    assert (photo.method, photo.chat_id, photo.caption, photo.data) == ("sendPhoto", 501, "Here they are: the menu and our cup.", cup)
+    assert (document.method, document.filename, document.data) == ("sendDocument", pdf_name, PDF)
+    await agent.assert_nothing_ran()
+
+
+async def test_paste_oversize_and_note_mode_keep_what_was_typed(browser: Browser, setup: Setup) -> None:
+    s = setup
+    s.fake.push_message(502, "Is the shop open on Sunday?", first_name="Oleg")
+    agent = await open_inbox(browser, s)
+    page = agent.page
+    await open_conversation(page, "open on Sunday")
+
+    typed = "Yes, 10:00–16:00. See the sign:"
+    await page.fill("#reply", typed)
+    # A real paste: an image put on the system clipboard, then Ctrl+V in the reply box.
+    shot_png = base64.b64encode(png(20, 20, (31, 157, 85))).decode()
+    await page.evaluate(
+        """async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            await navigator.clipboard.write([new ClipboardItem({"image/png": new Blob([bytes], {type: "image/png"})})]);
+        }""",
+        shot_png,
+    )
+    await page.focus("#reply")
+    await page.keyboard.press("Control+V")
+    await expect(chip_names(page)).to_have_count(1)
+    assert (await chip_names(page).inner_text()).startswith("pasted-")
+    await expect(page.locator("#reply")).to_have_value(typed)
+
+    # Over the hub's limit: refused before any upload, with the size and the limit; the text stays.
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if r.method == "POST" and "/messages" in r.url else None)
+    await page.set_input_files("#reply-files", [payload("scan.tiff", "image/tiff", b"0" * (LIMIT + 1))])
+    error = page.locator(".reply-error")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("scan.tiff")
+    await expect(error).to_contain_text("over the 293 KB limit")
+    await expect(chip_names(page)).to_have_count(1)
+    await expect(page.locator("#reply")).to_have_value(typed)
+    assert uploads == []
+
+    # If the browser's idea of the limit is off, the server's 413 says why; text and files stay.
+    async def lie_about_the_limit(route: Route) -> None:
+        await route.fulfill(json={"max_file_bytes": 10 * LIMIT, "max_files": 10, "max_text_chars": 100_000})
+
+    await page.route("**/api/v1/reply-limits", lie_about_the_limit)
+    await page.reload()  # the limits are fetched once per page; drafts live in memory only
+    await expect(page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    await open_conversation(page, "open on Sunday")
+    await page.fill("#reply", typed)
+    await page.set_input_files("#reply-files", [payload("scan.tiff", "image/tiff", b"0" * (LIMIT + 1))])
+    await expect(chip_names(page)).to_have_text(["scan.tiff"])
+    await page.press("#reply", "Enter")
+    await expect(error).to_contain_text(f"scan.tiff is over the {LIMIT} byte attachment limit")
+    await expect(page.locator("#reply")).to_have_value(typed)
+    await expect(chip_names(page)).to_have_text(["scan.tiff"])
+    assert await s.hub.pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'out'") == 0
+    await page.get_by_role("button", name="Remove scan.tiff").click()
+
+    # Notes carry no files (POST /notes is JSON text): the paperclip says so, the files wait for the reply.
+    await page.set_input_files("#reply-files", [payload("sign.png", "image/png", png())])
+    await page.click("#note-toggle")
+    clip = page.locator("#attach")
+    await expect(clip).to_have_attribute("aria-disabled", "true")
+    await expect(clip).to_have_attribute("title", "Notes cannot carry files — switch off Note to attach")
+    await expect(page.locator(".file-chips-held")).to_be_visible()
+    await page.fill("#reply", "Asked about Sunday hours")
+    await page.press("#reply", "Enter")
+    await expect(page.locator("#messages .note .msg-text")).to_have_text(["Asked about Sunday hours"])
+    await expect(chip_names(page)).to_have_text(["sign.png"])
+    await page.click("#note-toggle")
+    await expect(clip).to_have_attribute("aria-disabled", "false")
+
+    # Each conversation keeps its own draft: nothing typed or attached follows the agent elsewhere.
+    s.fake.push_message(503, "Do you sell gift cards?", first_name="Ivan")
+    await page.fill("#reply", "Draft for Oleg")
+    await open_conversation(page, "gift cards")
+    await expect(page.locator("#reply")).to_have_value("")
+    await expect(page.locator("#reply-chips .file-chip")).to_have_count(0)
+    await open_conversation(page, "open on Sunday")
+    await expect(page.locator("#reply")).to_have_value("Draft for Oleg")
+    await expect(chip_names(page)).to_have_text(["sign.png"])
+
+    # The web chat shows its visitor text only: no files there, and the agent is told why.
+    await ingest(s.hub.pool, InboundMessage(channel_id=s.widget, external_id="w1", sender=Sender("v1", "Visitor"), text="Hello from the site"))
+    await open_conversation(page, "Hello from the site")
+    await expect(clip).to_have_attribute("aria-disabled", "true")
+    await expect(clip).to_have_attribute("title", "Website chat cannot deliver files to the customer")
+    await agent.assert_nothing_ran()
+
+
+async def test_drop_files_onto_the_thread(browser: Browser, setup: Setup) -> None:
+    s = setup
+    s.fake.push_message(504, "Here is my receipt", first_name="Mia")
+    name = f"refund {PWN}.pdf"
+    agent = await open_inbox(browser, s)
+    page = agent.page
+    await open_conversation(page, "my receipt")
+    transfer = await page.evaluate_handle(
+        """(name) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["%PDF-1.4"], name, {type: "application/pdf"}));
+            return dt;
+        }""",
+        name,
+    )
+    scroller = page.locator("#messages")
+    await scroller.dispatch_event("dragenter", {"dataTransfer": transfer})
+    await expect(page.locator(".thread-body.dropping")).to_have_count(1)
+    await scroller.dispatch_event("drop", {"dataTransfer": transfer})
+    await expect(page.locator(".thread-body.dropping")).to_have_count(0)
+    await expect(chip_names(page)).to_have_text([name])
+    # A drop beside the thread (the list) neither attaches nor lets the browser open the file over the inbox.
+    prevented = await page.evaluate(
+        """(dt) => {
+            const e = new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true});
+            document.querySelector("#conv-items").dispatchEvent(e);
+            return e.defaultPrevented;
+        }""",
+        transfer,
+    )
+    assert prevented
+    await expect(chip_names(page)).to_have_text([name])
+
+    # Sent: the file's name reaches Telegram as it was and shows in the thread as text.
+    await page.press("#reply", "Enter")  # files alone make a reply
+    out = page.locator("#messages .msg.out")
+    await expect(out.locator(".att-name")).to_have_text([name])
+    await expect(out.locator("img")).to_have_count(0)
+    await wait_for(lambda: s.fake.sent)
+    (document,) = s.fake.sent
+    assert (document.method, document.filename, document.data) == ("sendDocument", name, b"%PDF-1.4")
+    await agent.assert_nothing_ran()
+
+
+async def test_quoted_text_of_an_email_opens_as_text(browser: Browser, setup: Setup) -> None:
+    s = setup
+    jane = Sender("jane@example.com", "Jane Roe", email="jane@example.com")
+    original = (
+        "Thanks, the new beans arrived!\n\n"
+        "On Mon, 1 Dec 2026 at 10:00, Acme Coffee <support@acme.coffee> wrote:\n"
+        "> Your order #1042 ships today by DHL.\n"
+        "> Tracking: JD014600003828\n\n"
+        "-- \nJane Roe, Head of Office, Roe & Sons"
+    )
+    await ingest(s.hub.pool, InboundMessage(
+        channel_id=s.email, external_id="<q1@example.com>", subject="Re: Order 1042", sender=jane,
+        text="Thanks, the new beans arrived!", original_text=original,
+        html="<p>Thanks, the new beans arrived!</p><blockquote>Your order #1042 ships today.</blockquote>",
+    ))
+    await ingest(s.hub.pool, InboundMessage(
+        channel_id=s.email, external_id="<q2@example.com>", subject="Re: Order 1042", sender=jane,
+        text="And the invoice, please.", thread_refs=("<q1@example.com>",),
+    ))
+    agent = await open_inbox(browser, s, width=1440, height=720)
+    page = agent.page
+    await open_conversation(page, "new beans arrived", row="Jane Roe")
+
+    folded = page.locator("#messages .msg", has_text="new beans arrived")
+    toggle = folded.locator(".quoted-toggle")
+    await expect(toggle).to_have_text("Show quoted text")
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await expect(folded.locator(".msg-text")).to_have_text("Thanks, the new beans arrived!")
+    # A message with nothing folded (original_text "") gets no toggle.
+    await expect(page.locator("#messages .msg", has_text="invoice, please").locator(".quoted-toggle")).to_have_count(0)
+
+    await toggle.click()
+    await expect(toggle).to_have_text("Hide quoted text")
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    await expect(folded.locator(".msg-original")).to_have_text(original)  # the whole mail, as plain text
+    await shot(page.locator(".pane-thread"), "email-quoted-text.png")
+
+    # The formatted (HTML) view still opens, sandboxed.
+    await folded.get_by_role("button", name="Show formatted").click()
+    await expect(folded.locator("iframe.msg-html")).to_have_attribute("sandbox", "")
+
+    await toggle.click()
+    await expect(folded.locator(".msg-text")).to_have_text("Thanks, the new beans arrived!")
+    await expect(toggle).to_have_text("Show quoted text")
+
+    # Markup in the quoted text stays text: nothing is parsed, nothing runs.
+    hostile = f"See below\n\n> {PWN}\n> <script>window.__pwned=2</script>"
+    await ingest(s.hub.pool, InboundMessage(
+        channel_id=s.email, external_id="<q3@example.com>", subject="Re: Order 1042", sender=jane,
+        text="See below", original_text=hostile, thread_refs=("<q2@example.com>",),
+    ))
+    tricky = page.locator("#messages .msg", has_text="See below")
+    await tricky.locator(".quoted-toggle").click()
+    await expect(tricky.locator(".msg-original")).to_have_text(hostile)
+    await expect(tricky.locator(".bubble script, .bubble img")).to_have_count(0)
+
+    await page.select_option("#lang", "ru")
+    await expect(toggle).to_have_text("Показать цитату")
+    await expect(tricky.locator(".quoted-toggle")).to_have_text("Скрыть цитату")
+    await agent.assert_nothing_ran()
+
+
+async def test_a_long_thread_opens_at_its_end_and_loads_earlier_pages(browser: Browser, setup: Setup) -> None:
+    s = setup
+    for i in range(130):
+        await ingest(s.hub.pool, InboundMessage(
+            channel_id=s.email, external_id=f"<long{i}@example.com>", subject="Long one",
+            sender=Sender("max@example.com", "Max Long", email="max@example.com"), text=f"message number {i}",
+            thread_refs=(f"<long{i - 1}@example.com>",) if i else (),
+        ))
+    agent = await open_inbox(browser, s)
+    page = agent.page
+    await open_conversation(page, "message number 129")
+    msgs = page.locator("#messages .msg")
+    await expect(msgs).to_have_count(100)
+    await expect(msgs.first).to_contain_text("message number 30")
+    reading = page.locator("#messages .msg", has_text="message number 30")
+    await page.click("#load-earlier")
+    await expect(msgs).to_have_count(130)
+    await expect(msgs.first).to_contain_text("message number 0")
+    await expect(page.locator("#load-earlier")).to_have_count(0)
+    await expect(reading).to_be_in_viewport()  # the page grew above what the agent was reading
+    await agent.assert_nothing_ran()
