@@ -77,13 +77,18 @@ SCHEMAS: dict[str, JSON] = {
     "ClientCard": {
         "allOf": [_ref("Client")],
         "type": "object",
-        "required": ["identities", "conversations", "timeline", "custom_fields", "first_touch", "notes", "merges"],
+        "required": ["identities", "conversations", "conversations_total", "conversations_next_cursor", "timeline",
+                     "custom_fields", "first_touch", "notes", "merges"],
         "properties": {
             "identities": {"type": "array", "items": _obj({
                 "id": _INT, "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}),
                 "external_id": _STR, "display_name": _STR, "username": _STR,
             })},
-            "conversations": {"type": "array", "items": _ref("Conversation")},
+            "conversations": {"type": "array", "items": _ref("Conversation"),
+                              "description": "the newest 50; GET /api/v1/clients/{id}/conversations pages on"},
+            "conversations_total": _INT,
+            "conversations_next_cursor": {"type": ["string", "null"],
+                                          "description": "cursor for /api/v1/clients/{id}/conversations; null: all shown"},
             "timeline": {"type": "array", "items": _ref("Event")},
             "notes": {"type": "array", "items": _ref("Note")},
             "merges": {"type": "array", "items": _ref("Merge")},
@@ -123,6 +128,33 @@ SCHEMAS: dict[str, JSON] = {
     "Report": _obj({"columns": {"type": "array", "items": _STR}, "items": {"type": "array", "items": {"type": "object"}},
                     "next_cursor": {"type": "null"}}),
 }
+
+_NMIN = {"type": ["number", "null"], "description": "minutes, wall-clock; null: no first response"}
+_REPORT_ROWS: dict[str, JSON] = {
+    "VolumeReport": _obj({"day": {"type": "string", "format": "date"}, "channel": _STR, "inbound": _INT,
+                          "outbound": _INT, "conversations": _INT}),
+    "AgentReport": _obj({
+        "agent_id": _INT, "agent": _STR,
+        "conversations": {**_INT, "description": "conversations the agent replied in during the period"},
+        "replies": _INT,
+        "first_responses": {**_INT, "description": "first replies to a customer's first message, given in the period"},
+        "median_first_response_min": _NMIN, "p90_first_response_min": _NMIN,
+        "late_first_responses": {**_INT, "description": "first responses after the SLA first-response due time"},
+        "sla_breaches": {**_INT, "description": "breaches in the period while the conversation was theirs"},
+    }),
+    "SlaBreachReport": _obj({
+        "id": _INT, "conversation_id": _INT, "client": _STR,
+        "metric": {"enum": ["first_response", "next_response", "resolution"]},
+        "policy": {"type": ["string", "null"]}, "team": {"type": ["string", "null"]},
+        "assignee": {"type": ["string", "null"]}, "segment": _STR,
+        "started_at": _TIME, "due_at": _TIME, "breached_at": _TIME,
+    }),
+}
+SCHEMAS.update({
+    name: _obj({"columns": {"type": "array", "items": _STR}, "items": {"type": "array", "items": row},
+                "next_cursor": {"type": "null"}})
+    for name, row in _REPORT_ROWS.items()
+})
 
 
 def _json(schema: JSON, description: str = "OK") -> JSON:
@@ -207,18 +239,24 @@ PATHS: JSON = {
                                              "custom_fields": {"type": "object", "description": "merge patch: null removes"}},
                                             required=[]))),
     },
+    "/api/v1/clients/{id}/conversations": {"get": _op(
+        "The client's conversations, newest first (the card holds the first page)", "agent",
+        {"200": _json(_list(_ref("Conversation")))}, parameters=[*_ID, *_PAGING])},
     "/api/v1/clients/{id}/merge": {"post": _op("Merge another client into this one", "agent", {"200": _json(_ref("ClientCard"))},
                                                parameters=_ID, requestBody=_body(_obj({"other_id": _INT})))},
     "/api/v1/blobs/{sha256}": {"get": _op("An attachment", "agent", {"200": {"description": "the file"}},
                                           parameters=[{"name": "sha256", "in": "path", "required": True, "schema": _STR}])},
-    "/api/v1/reports/volume": {"get": _op("Messages per day and channel", "manager", {"200": _json(_ref("Report"))},
-                                          parameters=[{"name": "from", "in": "query", "schema": _STR},
-                                                      {"name": "to", "in": "query", "schema": _STR},
-                                                      {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
-    "/api/v1/reports/agents": {"get": _op("Replies and first-response times per agent", "manager", {"200": _json(_ref("Report"))},
-                                          parameters=[{"name": "from", "in": "query", "schema": _STR},
-                                                      {"name": "to", "in": "query", "schema": _STR},
-                                                      {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
+    "/api/v1/reports/volume": {"get": _op(
+        "Messages and conversations per day and channel", "manager", {"200": _json(_ref("VolumeReport"))},
+        parameters=[{"name": "from", "in": "query", "schema": _STR}, {"name": "to", "in": "query", "schema": _STR},
+                    {"name": "tz", "in": "query", "schema": _STR,
+                     "description": "IANA time zone the days are counted in (default UTC)"},
+                    {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
+    "/api/v1/reports/agents": {"get": _op(
+        "Per agent: conversations, replies, first-response times, late first responses, SLA breaches", "manager",
+        {"200": _json(_ref("AgentReport"))},
+        parameters=[{"name": "from", "in": "query", "schema": _STR}, {"name": "to", "in": "query", "schema": _STR},
+                    {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
 }
 
 _OK = {"200": _json(_obj({"ok": {"type": "boolean"}}))}
@@ -278,7 +316,7 @@ PATHS.update({
             "holidays": {"type": "array", "items": _STR}}, required=["name", "time_zone", "schedule"]))),
     },
     "/api/v1/business-hours/{id}": {"delete": _op("Delete business hours", "admin", _OK, parameters=_ID)},
-    "/api/v1/reports/sla-breaches": {"get": _op("SLA breaches", "manager", {"200": _json(_ref("Report"))},
+    "/api/v1/reports/sla-breaches": {"get": _op("SLA breaches", "manager", {"200": _json(_ref("SlaBreachReport"))},
                                                 parameters=_PERIOD)},
     "/api/v1/contact-rules": {
         "get": _op("Contact cadence rules", "agent", {"200": _json(_list(_ref("ContactRule")))}),
