@@ -10,6 +10,7 @@ import * as card from "./card.js";
 import { installShortcuts } from "./keys.js";
 import { refreshClocks } from "./sla.js";
 import { loadPresence, setAgentPresence, myPresence, setMyPresence } from "./presence.js";
+import { mountReports } from "./reports.js";
 
 let socket = null;
 let listToken = 0;
@@ -70,6 +71,7 @@ async function startApp(me) {
     onBack: () => setView("thread"),
     onOpenConversation: (c) => { upsertConversation(c); select(c.id); },
   });
+  mountReports({ onOpenConversation: select }); // managers and admins: the Reports view
   let presence;
   [state.channels, state.agents, presence] = await Promise.all([
     api.channels().catch(() => []),
