@@ -62,6 +62,15 @@ def verify_visitor_token(key: str, token: str) -> str | None:
     return visitor_id
 
 
+def file_signature(key: str, visitor_id: str, sha256: str, filename: str) -> str:
+    """Lets one visitor fetch one file of their conversation (a capability URL: no cookie on a third-party site)."""
+    return _mac(key, f"file\n{visitor_id}\n{sha256}\n{filename}")
+
+
+def verify_file_signature(key: str, visitor_id: str, sha256: str, filename: str, signature: str) -> bool:
+    return hmac.compare_digest(signature, file_signature(key, visitor_id, sha256, filename))
+
+
 def verify_user_hash(key: str, user_id: str, user_hash: str) -> bool:
     """Identity verification: the site signs its own user id with the channel's key (HMAC-SHA256, hex)."""
     expected = hmac.new(key.encode(), user_id.encode(), hashlib.sha256).hexdigest()

@@ -12,12 +12,14 @@ loads its older messages on request.
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, FilePayload, Locator, Page, Route, expect
 
@@ -27,7 +29,10 @@ from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
 from tests.conftest import RunningHub, make_agent, start_hub, wait_for
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.test_browser import SCREENSHOTS, Person, open_person
+from tests.test_browser import SCREENSHOTS, Demo, Person, open_agent, open_person, open_visitor, visitor_says
+
+# The hub serving /demo with a widget channel; a fixture, so the test's argument of the same name "redefines" it.
+from tests.test_browser import demo as widget_demo  # noqa: F401
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -58,7 +63,6 @@ class Setup:
     hub: RunningHub
     fake: FakeBotAPI
     email: int
-    widget: int
     agent: dict[str, Any]
 
 
@@ -73,13 +77,12 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
             )
             # Disabled: nothing tries to reach a mail server; messages are ingested directly.
             email = await add_channel(conn, kind="email", name="support@acme.coffee", settings={}, secrets={})
-            widget = await add_channel(conn, kind="widget", name="Website chat", settings={}, secrets={})
-            await conn.execute("UPDATE channels SET enabled = false WHERE id = ANY($1::bigint[])", [email, widget])
+            await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", email)
         finally:
             await conn.close()
         async with start_hub(database_url, max_attachment_bytes=LIMIT) as h:
             agent = await make_agent(h.pool, "agent", name="Anna Agent")
-            yield Setup(h, fake, email, widget, agent)
+            yield Setup(h, fake, email, agent)
 
 
 async def open_inbox(browser: Browser, s: Setup, width: int = 1280, height: int = 900) -> Person:
@@ -236,12 +239,6 @@ async def test_paste_oversize_and_note_mode_keep_what_was_typed(browser: Browser
     await open_conversation(page, "open on Sunday")
     await expect(page.locator("#reply")).to_have_value("Draft for Oleg")
     await expect(chip_names(page)).to_have_text(["sign.png"])
-
-    # The web chat shows its visitor text only: no files there, and the agent is told why.
-    await ingest(s.hub.pool, InboundMessage(channel_id=s.widget, external_id="w1", sender=Sender("v1", "Visitor"), text="Hello from the site"))
-    await open_conversation(page, "Hello from the site")
-    await expect(clip).to_have_attribute("aria-disabled", "true")
-    await expect(clip).to_have_attribute("title", "Website chat cannot deliver files to the customer")
     await agent.assert_nothing_ran()
 
 
@@ -372,3 +369,48 @@ async def test_a_long_thread_opens_at_its_end_and_loads_earlier_pages(browser: B
     await expect(page.locator("#load-earlier")).to_have_count(0)
     await expect(reading).to_be_in_viewport()  # the page grew above what the agent was reading
     await agent.assert_nothing_ran()
+
+
+async def test_a_web_chat_visitor_gets_the_picture_and_the_pdf(browser: Browser, widget_demo: Demo) -> None:  # noqa: F811
+    demo = widget_demo
+    visitor = await open_visitor(browser, demo)
+    await visitor_says(visitor, "Could you send me the price list?")
+    agent = await open_agent(browser, demo)
+    page = agent.page
+    await open_conversation(page, "send me the price list")
+    cup = png(180, 120, (138, 75, 33))
+    await page.set_input_files("#reply-files", [
+        payload("cup.png", "image/png", cup), payload("Price list 2026.pdf", "application/pdf", PDF),
+    ])
+    await page.fill("#reply", "Here you are, with a photo of the cup.")
+    await page.press("#reply", "Enter")
+    await expect(page.locator("#messages .msg.out")).to_have_attribute("data-status", "sent", timeout=20_000)
+
+    # The visitor sees the picture in place and the PDF as a link, its name as text.
+    widget = visitor.page.locator("#omnihub-widget")
+    reply = widget.locator(".row.theirs")
+    await expect(reply.locator(".msg")).to_have_text(["Here you are, with a photo of the cup."])
+    pic = reply.locator("img.pic")
+    await expect(pic).to_have_count(1)
+    await wait_for(lambda: pic.evaluate("img => img.complete && img.naturalWidth === 180"))
+    await expect(reply.locator(".file-name")).to_have_text(["Price list 2026.pdf"])
+    await shot(widget.locator(".panel"), "widget-files.png")
+
+    # The link is signed for this visitor and this file: it downloads; altered, it does not.
+    href = await reply.locator("a.file", has_text="Price list").get_attribute("href")
+    assert href and href.startswith(f"{demo.hub.base_url}/widget/files/")
+    async with httpx.AsyncClient() as http:
+        r = await http.get(href)
+        assert (r.status_code, r.content) == (200, PDF)
+        assert r.headers["content-disposition"].startswith("attachment;")
+        assert r.headers["content-security-policy"] == "sandbox"
+        for forged in (href.replace("v=", "v=0"), href.replace("name=Price", "name=Other"), re.sub(r"sig=[^&]+", "sig=AAAA", href)):
+            assert (await http.get(forged)).status_code == 403, forged
+
+    # A file's name is text in the widget too; files alone make a message without an empty bubble.
+    await page.set_input_files("#reply-files", [payload(f"notes {PWN}.txt", "text/plain", b"hello")])
+    await page.press("#reply", "Enter")
+    await expect(reply.locator(".file-name")).to_have_text(["Price list 2026.pdf", f"notes {PWN}.txt"])
+    await expect(reply.locator(".msg")).to_have_count(1)
+    await agent.assert_nothing_ran()
+    await visitor.assert_nothing_ran()

@@ -14,20 +14,22 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import asyncpg
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from connectors.ratelimit import KeyedRateLimiter
-from connectors.widget import issue_visitor_token, verify_visitor_token
+from connectors.widget import file_signature, issue_visitor_token, verify_file_signature, verify_visitor_token
 from hub.events import publish_ephemeral
 from hub.types import JSON, InboundMessage, Sender
 from inbox.clients import merge_clients
 from inbox.ingest import ingest
 from inbox.views import MESSAGE_SELECT, fetch_message, message_json
-from web.http import hub_of
+from web.http import error, hub_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ def limits_of(websocket: WebSocket) -> WidgetLimits:
     return limits
 
 
-def widget_message(m: JSON) -> JSON:
+def widget_message(m: JSON, key: str, visitor_id: str) -> JSON:
     return {
         "id": m["id"],
         "direction": m["direction"],
@@ -61,7 +63,39 @@ def widget_message(m: JSON) -> JSON:
         "author_name": m["author"]["name"] if m["direction"] == "out" else "",
         "created_at": m["created_at"],
         "status": m["status"],
+        "attachments": [widget_file(a, m["channel_id"], key, visitor_id) for a in m.get("attachments") or []],
     }
+
+
+def widget_file(a: JSON, channel_id: int, key: str, visitor_id: str) -> JSON:
+    name = str(a.get("filename") or "file")
+    query = urlencode({"v": visitor_id, "name": name, "sig": file_signature(key, visitor_id, a["sha256"], name)})
+    return {
+        "filename": name, "content_type": a.get("content_type") or "application/octet-stream", "size": a.get("size"),
+        "url": f"/widget/files/{channel_id}/{a['sha256']}?{query}",
+    }
+
+
+async def widget_file_download(request: Request) -> Response:
+    """A file of a visitor's conversation, for the URL the server signed for that visitor."""
+    q = request.query_params
+    sha = request.path_params["sha256"]
+    key = await hub_of(request).pool.fetchval(
+        "SELECT secrets->>'signing_key' FROM channels WHERE id = $1 AND kind = 'widget'", request.path_params["channel"]
+    )
+    visitor_id, name, sig = q.get("v", ""), q.get("name", ""), q.get("sig", "")
+    if not key or not verify_file_signature(key, visitor_id, sha, name, sig):
+        return error(403, "this file link is not valid")
+    store = hub_of(request).blobs
+    data = await store.get(sha)
+    if data is None:
+        return error(404, "the file is gone")
+    content_type = await store.content_type(sha) or "application/octet-stream"
+    # Never let a file run as a page of ours; only images show in place.
+    headers = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}
+    if not content_type.startswith("image/") or content_type == "image/svg+xml":
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
+    return Response(data, media_type=content_type, headers=headers)
 
 
 def origin_allowed(websocket: WebSocket, settings: dict[str, Any]) -> bool:
@@ -83,6 +117,7 @@ class VisitorSession:
         self.ws = websocket
         self.hub = hub_of(websocket)
         self.channel_id: int = channel["id"]
+        self.key: str = channel["secrets"]["signing_key"]
         self.visitor_id = visitor_id
         self.name = ""
         self.email = ""
@@ -109,7 +144,10 @@ class VisitorSession:
             conv_id,
             HISTORY_LIMIT,
         )
-        return conv_id, [widget_message(message_json(r)) for r in rows]
+        return conv_id, [self.message(message_json(r)) for r in rows]
+
+    def message(self, m: JSON) -> JSON:
+        return widget_message(m, self.key, self.visitor_id)
 
     def deliver(self, event: JSON) -> None:
         t = event.get("type")
@@ -152,7 +190,7 @@ class VisitorSession:
             if event["type"] == "agent.typing":
                 await self.ws.send_json({"type": "typing", "agent": event["agent"]})
             else:
-                await self.ws.send_json({"type": "message", "message": widget_message(event["data"]["message"])})
+                await self.ws.send_json({"type": "message", "message": self.message(event["data"]["message"])})
 
     async def receive(self) -> None:
         while True:
@@ -212,7 +250,7 @@ class VisitorSession:
         self.client_id = result.client_id
         stored = await fetch_message(self.hub.pool, result.message_id)
         assert stored is not None
-        await self.ws.send_json({"type": "ack", "client_msg_id": client_msg_id, "message": widget_message(stored)})
+        await self.ws.send_json({"type": "ack", "client_msg_id": client_msg_id, "message": self.message(stored)})
 
     async def on_identify(self, msg: JSON) -> None:
         name = str(msg.get("name") or "").strip()[:200]
@@ -309,4 +347,7 @@ async def widget_socket(websocket: WebSocket) -> None:
                 await t
 
 
-routes = [WebSocketRoute("/ws/widget", widget_socket)]
+routes = [
+    WebSocketRoute("/ws/widget", widget_socket),
+    Route("/widget/files/{channel:int}/{sha256:str}", widget_file_download),
+]

@@ -114,6 +114,13 @@
     .theirs .msg { background: #fff; border: 1px solid #e6e6ea; border-bottom-left-radius: 4px; }
     .row.pending .msg { opacity: .65; }
     .meta { font-size: 11px; color: #9a9aa5; padding: 0 4px; }
+    .files { display: flex; flex-direction: column; gap: 4px; align-items: flex-start; }
+    .file { display: inline-flex; gap: 8px; align-items: baseline; padding: 7px 11px; border-radius: 12px; background: #fff;
+      border: 1px solid #e6e6ea; color: var(--accent); text-decoration: none; max-width: 100%; overflow-wrap: anywhere; }
+    .file:hover .file-name { text-decoration: underline; }
+    .file-size { color: #9a9aa5; font-size: 11px; flex: none; }
+    .file:has(.pic) { padding: 0; border: 0; background: none; }
+    .pic { display: block; max-width: 220px; max-height: 180px; border-radius: 12px; border: 1px solid #e6e6ea; }
     .typing { flex: none; padding: 4px 16px; font-size: 12px; color: #6b6b76; font-style: italic; background: #f7f7f9; }
     .note { flex: none; padding: 6px 14px; font-size: 12px; background: #fff4d6; color: #7a5a00; }
     .prechat { background: #fff; border: 1px solid #e6e6ea; border-radius: 12px; padding: 12px; display: flex; flex-direction: column; gap: 8px; }
@@ -242,7 +249,12 @@
     for (const m of msgs) {
       const who = m.direction === "in" ? null : m.author_name || t("agent");
       // Name the agent once per run of their messages, as chat apps do.
-      rows.push(row(m.direction === "in", m.text, who === prevWho ? null : who, time(m.created_at), false, m.id));
+      const r = row(m.direction === "in", m.text, who === prevWho ? null : who, time(m.created_at), false, m.id);
+      if (m.attachments?.length) {
+        r.insertBefore(files(m.attachments), r.querySelector(".meta"));
+        if (!m.text) r.querySelector(".msg").remove(); // files alone: no empty bubble
+      }
+      rows.push(r);
       prevWho = who;
     }
     const online = st.connState === "open";
@@ -257,6 +269,35 @@
     if (who) r.append(el("div", "who", who));
     r.append(el("div", "msg", text), el("div", "meta", meta));
     return r;
+  }
+
+  // Files an agent sent: pictures in place, anything else as a download link. Only our own
+  // signed /widget/files/ URLs are followed.
+  const PICTURES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+  function files(list) {
+    const box = el("div", "files");
+    for (const f of list) {
+      if (!String(f.url || "").startsWith("/widget/files/")) continue;
+      const a = el("a", "file");
+      a.href = serverOrigin + f.url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      if (PICTURES.includes(f.content_type)) {
+        const img = el("img", "pic");
+        img.alt = f.filename || "";
+        img.src = a.href;
+        a.append(img);
+      } else {
+        a.append(el("span", "file-name", f.filename || "file"), el("span", "file-size", size(f.size)));
+      }
+      box.append(a);
+    }
+    return box;
+  }
+
+  function size(bytes) {
+    if (typeof bytes !== "number") return "";
+    return bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${Math.round(bytes / 1024)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
   }
 
   function time(iso) {

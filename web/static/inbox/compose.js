@@ -10,8 +10,6 @@ import { formatSize } from "./messages.js";
 const TYPING_SEND_MS = 3000;
 // Until GET /reply-limits answers; the server checks again either way.
 const FALLBACK_LIMITS = { max_file_bytes: 20 * 1024 * 1024, max_files: 10, max_text_chars: 100_000 };
-// Channels whose customer cannot receive a file: the web chat shows its visitor text only.
-const NO_FILES = new Set(["widget"]);
 
 let els = null;
 let cb = null;
@@ -128,14 +126,9 @@ function draft(id) {
   return d;
 }
 
-function canCarryFiles() {
-  return !cs.noteMode && !!cs.conv && !NO_FILES.has(cs.conv.channel?.kind);
-}
-
+// Every channel delivers files (docs/inbox.md, Files); a note is text only (POST /notes).
 function clipBlockedReason() {
-  if (cs.noteMode) return t("attach.note_no_files");
-  if (cs.conv && NO_FILES.has(cs.conv.channel?.kind)) return t("attach.channel_no_files", { channel: channelName(cs.conv) });
-  return "";
+  return cs.noteMode ? t("attach.note_no_files") : "";
 }
 
 async function limits() {
@@ -146,7 +139,7 @@ async function limits() {
 export async function addFiles(list) {
   if (!list.length || !cs.conv) return;
   const conv = cs.conv;
-  if (!canCarryFiles()) return showError(clipBlockedReason());
+  if (cs.noteMode) return showError(clipBlockedReason());
   const lim = await limits();
   const d = draft(conv.id);
   const problems = [];
