@@ -11,14 +11,18 @@ update → event stored + NOTIFY, one transaction per message.
 
 Baseline, same run, same pool and concurrency: the plainest asyncpg loop, one
 `INSERT INTO messages` per message per transaction (same channel, text,
-conversation distribution). Rounds alternate baseline / ingest and the medians
-are reported, so load from other processes hits both alike.
+conversation distribution). Also measured in the same rounds: the same INSERTs
+through the same group commit as ingest (`insert-grouped`: what batching alone
+buys the plain loop), and ingest with one transaction per message
+(`ingest-alone`: the path before group commit). Rounds alternate the variants
+and the medians are reported, so load from other processes hits all alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,9 +35,11 @@ from bench.common import ADMIN_URL, JSONDict, loadavg, machine, median, scratch_
 from bench.dbwait import WaitSampler
 from bench.seed import seed
 from bench.workload import Who, messages, senders
-from hub import db
+from hub import db, group_commit
+from hub.group_commit import GroupCommit
 from hub.types import InboundMessage
-from inbox.ingest import ingest
+from inbox import ingest as ingest_module
+from inbox.ingest import ingest, ingest_alone
 
 T = TypeVar("T")
 
@@ -59,6 +65,11 @@ async def drive(items: Sequence[T], work: Callable[[T], Awaitable[object]], conc
 
 async def baseline_insert(pool: asyncpg.Pool, m: InboundMessage, who: Who) -> None:
     async with pool.acquire() as conn, conn.transaction():
+        await _insert(conn, [(m, who)])
+
+
+async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[InboundMessage, Who]]) -> list[None]:
+    for m, who in items:
         await conn.execute(
             "INSERT INTO messages (conversation_id, channel_id, external_id, direction, text, status)"
             " VALUES ($1, $2, $3, 'in', $4, 'received')",
@@ -67,11 +78,30 @@ async def baseline_insert(pool: asyncpg.Pool, m: InboundMessage, who: Who) -> No
             m.external_id,
             m.text,
         )
+    return [None] * len(items)
+
+
+VARIANTS = ("insert", "insert-grouped", "ingest-alone", "ingest")
+
+
+def workers(pool: asyncpg.Pool) -> dict[str, Callable[[tuple[InboundMessage, Who]], Awaitable[object]]]:
+    grouped: GroupCommit[tuple[InboundMessage, Who], None] = GroupCommit(
+        pool, _insert, max_items=ingest_module.MAX_BATCH, max_transactions=ingest_module.MAX_TRANSACTIONS
+    )
+    return {
+        "insert": lambda mw: baseline_insert(pool, *mw),
+        "insert-grouped": lambda mw: grouped.submit((mw,)),
+        "ingest-alone": lambda mw: ingest_alone(pool, mw[0]),
+        "ingest": lambda mw: ingest(pool, mw[0]),
+    }
 
 
 async def run(args: argparse.Namespace) -> JSONDict:
     rng = random.Random(9)
+    ingest_module.MAX_BATCH = args.max_batch
+    ingest_module.MAX_TRANSACTIONS = args.max_transactions
     result: JSONDict = {"benchmark": "ingest", "machine": machine(), "params": vars(args).copy()}
+    variants = [v for v in VARIANTS if v in args.variants]
     async with scratch_database("ingest") as url:
         result["machine"]["postgres"] = await server_version(url)
         print(f"seeding {args.seed_scale} (≈{int(args.seed_scale * 10_000_000):,} messages) …", flush=True)
@@ -79,52 +109,48 @@ async def run(args: argparse.Namespace) -> JSONDict:
         print(f"  {result['seed']}")
         async with db.open_pool(url, min_size=args.pool, max_size=args.pool) as pool:
             who = await senders(pool, known=args.senders // 2, new=args.senders // 2, rng=rng)
+            work = workers(pool)
             rounds: list[JSONDict] = []
             sampler = WaitSampler(ADMIN_URL, urlsplit(url).path.lstrip("/"))
-            # Warm-up: fills caches and the pool on both paths.
-            warm = messages(who, 2000, tag="warm", rng=rng)
-            await drive(warm, lambda mw: ingest(pool, mw[0]), args.concurrency, 30)
-            await drive(messages(who, 2000, tag="warmb", rng=rng), lambda mw: baseline_insert(pool, *mw), args.concurrency, 30)
+            for v in variants:  # warm-up: fills caches and the pool on every path
+                await drive(messages(who, 1000, tag=f"warm-{v}", rng=rng), work[v], args.concurrency, 30)
             for r in range(args.rounds):
-                base = messages(who, args.per_round * 3, tag=f"b{r}", rng=rng)
-                n_b, s_b = await drive(base, lambda mw: baseline_insert(pool, *mw), args.concurrency, args.seconds)
-                batch = messages(who, args.per_round, tag=f"i{r}", rng=rng)
-                async with sampler.running():
-                    n_i, s_i = await drive(batch, lambda mw: ingest(pool, mw[0]), args.concurrency, args.seconds)
-                row = {
-                    "round": r + 1,
-                    "baseline_msgs": n_b, "baseline_per_s": round(n_b / s_b),
-                    "ingest_msgs": n_i, "ingest_per_s": round(n_i / s_i),
-                    "ratio": round((n_i / s_i) / (n_b / s_b), 3),
-                    "loadavg": loadavg()[0],
-                }
+                row: JSONDict = {"round": r + 1}
+                for v in variants if r % 2 == 0 else variants[::-1]:
+                    batch = messages(who, args.per_round * (3 if v.startswith("insert") else 1), tag=f"{v}{r}", rng=rng)
+                    before = (group_commit.totals.transactions, group_commit.totals.items)
+                    async with sampler.running() if v == "ingest" else contextlib.nullcontext():
+                        n, secs = await drive(batch, work[v], args.concurrency, args.seconds)
+                    row[v] = round(n / secs)
+                    txs = group_commit.totals.transactions - before[0]
+                    if txs:
+                        row[f"{v}_mean_batch"] = round((group_commit.totals.items - before[1]) / txs, 1)
+                row["loadavg"] = loadavg()[0]
+                for v in variants[1:]:
+                    row[f"{v}_ratio"] = round(row[v] / row[variants[0]], 3)
                 rounds.append(row)
                 print(
-                    f"round {r + 1}: baseline {row['baseline_per_s']:>6,} msg/s   ingest {row['ingest_per_s']:>6,} msg/s"
-                    f"   ratio {row['ratio']:.2f}   (load {row['loadavg']})",
+                    f"round {r + 1}: " + "   ".join(f"{v} {row[v]:>6,}/s" for v in variants)
+                    + f"   (load {row['loadavg']})  " + str({k: x for k, x in row.items() if "batch" in k}),
                     flush=True,
                 )
             events = await pool.fetchval("SELECT count(*) FROM events WHERE type = 'message.created'")
             total_messages = await pool.fetchval("SELECT count(*) FROM messages")
-    ingest_med = median([r["ingest_per_s"] for r in rounds])
-    base_med = median([r["baseline_per_s"] for r in rounds])
     result["rounds"] = rounds
-    result["figures"] = {
-        "ingest_msgs_per_s_median": ingest_med,
-        "baseline_msgs_per_s_median": base_med,
-        "ratio_median": round(median([r["ratio"] for r in rounds]), 3),
-        "target_msgs_per_s": 5000,
-        "meets_target": ingest_med >= 5000,
-        "db_wait_profile_during_ingest": sampler.report(),
-        "message_created_events": events,
-        "messages_in_store_after": total_messages,
-    }
-    f = result["figures"]
-    print(
-        f"\ningest {ingest_med:,.0f} msg/s vs baseline {base_med:,.0f} msg/s (median of {len(rounds)} rounds),"
-        f" ratio {f['ratio_median']:.2f}; target ≥ 5,000 msg/s: {'met' if f['meets_target'] else 'MISSED'}"
+    figures: JSONDict = {f"{v}_msgs_per_s_median": median([r[v] for r in rounds]) for v in variants}
+    for v in variants[1:]:
+        figures[f"{v}_ratio_median"] = round(median([r[f"{v}_ratio"] for r in rounds]), 3)
+    figures.update(
+        target_msgs_per_s=5000,
+        meets_target=figures.get("ingest_msgs_per_s_median", 0) >= 5000,
+        db_wait_profile_during_ingest=sampler.report(),
+        message_created_events=events,
+        messages_in_store_after=total_messages,
     )
-    print(f"database backends during ingest (average count per state): {f['db_wait_profile_during_ingest']}")
+    result["figures"] = figures
+    print(f"\nmedians of {len(rounds)} rounds: " + ", ".join(f"{k} {x}" for k, x in figures.items() if "median" in k))
+    print(f"target ≥ 5,000 msg/s: {'met' if figures['meets_target'] else 'MISSED'}")
+    print(f"database backends during ingest (average count per state): {figures['db_wait_profile_during_ingest']}")
     return result
 
 
@@ -137,6 +163,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--per-round", type=int, default=20_000, help="ingest messages per round")
     p.add_argument("--seconds", type=float, default=20.0, help="cap on each timed phase")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                   help="what to measure (the first is the baseline of the ratios)")
+    p.add_argument("--max-batch", type=int, default=ingest_module.MAX_BATCH, help="messages per shared transaction")
+    p.add_argument("--max-transactions", type=int, default=ingest_module.MAX_TRANSACTIONS,
+                   help="shared transactions in flight")
     args = p.parse_args()
     write_result("ingest", asyncio.run(run(args)))
 

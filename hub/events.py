@@ -1,7 +1,8 @@
 """The event log and its live fan-out.
 
-`publish` stores an event and NOTIFYs inside the caller's transaction, so an
-event exists exactly when the change it describes has committed.
+`publish` (one event) and `publish_many` (a transaction's events in one
+statement) store events and NOTIFY inside the caller's transaction, so an event
+exists exactly when the change it describes has committed.
 
 `EventFanout` (one per process) reads stored events in id order and hands them
 to subscribers (agent and widget websockets). Ids come from a sequence, so a
@@ -17,8 +18,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -74,6 +75,46 @@ async def publish(
         EVENTS_CHANNEL,
     )
     return event_id
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event not stored yet (see `publish_many`)."""
+
+    type: str
+    data: JSON
+    client_id: int | None = None
+    conversation_id: int | None = None
+    actor: JSON | None = field(default=None)
+
+
+async def publish_many(conn: asyncpg.Connection, events: Sequence[Event]) -> list[int]:
+    """Store events in the given order, in one round trip, and notify listeners when the transaction commits."""
+    if not events:
+        return []
+    rows = [
+        {
+            "type": e.type,
+            "client_id": e.client_id,
+            "conversation_id": e.conversation_id,
+            "actor_agent_id": e.actor["id"] if e.actor else None,
+            "payload": {**e.data, "actor": e.actor} if e.actor is not None else e.data,
+        }
+        for e in events
+    ]
+    ids: list[int] = [
+        r["id"]
+        for r in await conn.fetch(
+            "WITH e AS (INSERT INTO events (type, client_id, conversation_id, actor_agent_id, payload)"
+            " SELECT x.e->>'type', (x.e->>'client_id')::bigint, (x.e->>'conversation_id')::bigint,"
+            " (x.e->>'actor_agent_id')::bigint, x.e->'payload'"
+            " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY x.n RETURNING id)"
+            " SELECT e.id FROM e, pg_notify($2, '') ORDER BY e.id",
+            rows,
+            EVENTS_CHANNEL,
+        )
+    ]
+    return ids
 
 
 async def publish_ephemeral(conn: asyncpg.Connection | asyncpg.Pool, event: JSON) -> None:

@@ -1,33 +1,107 @@
-"""The ingest transaction: one inbound message into the store, exactly once.
+"""The ingest transaction: inbound messages into the store, exactly once.
 
 In one transaction: find or create identity → client → conversation, insert the
 message (unique per channel + external id), advance the channel cursor, store
-the event (which NOTIFYs on commit). A duplicate still advances the cursor, so
+the events (which NOTIFY on commit). A duplicate still advances the cursor, so
 a connector that crashed after commit but before its own bookkeeping moves on.
+
+Concurrent `ingest` calls in one process share a transaction (hub/group_commit:
+one commit, one NOTIFY for the batch); a message that fails is retried alone,
+so it never takes the others down with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
-from hub.events import publish
+from hub.events import Event, publish_many
+from hub.group_commit import GroupCommit
 from hub.types import Cursor, InboundMessage, IngestResult, Sender
-from inbox import first_touch, suggestions
+from inbox import first_touch, ingest_bulk, suggestions
 from inbox.views import fetch_conversation, fetch_message, message_json
+
+MAX_BATCH = 64  # messages in one shared transaction
+MAX_TRANSACTIONS = 4  # shared transactions in flight per process (pool connections they hold)
+
+_committers: dict[int, GroupCommit[InboundMessage, IngestResult]] = {}
 
 
 async def ingest(pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
+    """Store one message; concurrent calls share a transaction (group commit)."""
+    (result,) = await _committer(pool).submit((message,))
+    return result
+
+
+async def ingest_many(pool: asyncpg.Pool, messages: Sequence[InboundMessage]) -> list[IngestResult]:
+    """Store a connector's page of messages in order, in one transaction when all go well.
+
+    If one fails, it and the ones after it are not stored and its error is
+    raised; the ones before it are stored with their cursors, as if ingested
+    one by one.
+    """
+    return await _committer(pool).submit(tuple(messages))
+
+
+async def ingest_alone(pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
+    """One message in a transaction of its own (no group commit)."""
     async with pool.acquire() as conn, conn.transaction():
         return await ingest_in(conn, message)
 
 
+def _committer(pool: asyncpg.Pool) -> GroupCommit[InboundMessage, IngestResult]:
+    key = id(pool)
+    committer = _committers.get(key)
+    if committer is None or committer.pool is not pool:
+
+        def forget() -> None:  # an idle committer holds nothing: don't keep the pool alive
+            if _committers.get(key) is committer:
+                del _committers[key]
+
+        committer = _committers[key] = GroupCommit(
+            pool, ingest_together, max_items=MAX_BATCH, max_transactions=MAX_TRANSACTIONS, on_idle=forget
+        )
+    return committer
+
+
 async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult:
     """The ingest transaction's body, for callers that already hold a transaction."""
+    (result,) = await ingest_together(conn, (m,))
+    return result
+
+
+async def ingest_together(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> list[IngestResult]:
+    """Several messages in the caller's transaction; results in the given order.
+
+    The common case goes set-based (inbox/ingest_bulk), the rest one by one,
+    sorted by sender (one sender's messages keep their order). Identity row
+    locks are taken in one sorted order first, so two concurrent batches cannot
+    deadlock on them. Each channel cursor is written once, with the value of
+    the last message (in the given order) that carries it.
+    """
+    events: list[Event] = []
+    results: dict[int, IngestResult] = {}
+    if len(messages) > 1 or ingest_bulk.plain(messages[0]):
+        await ingest_bulk.lock_senders(conn, messages)
+        results = await ingest_bulk.store_plain(conn, messages, events)
+    by_sender = sorted(range(len(messages)), key=lambda i: (messages[i].channel_id, messages[i].sender.external_id))
+    for i in by_sender:
+        if i not in results:
+            results[i] = await _store(conn, messages[i], events)
+    cursors = {(m.channel_id, m.cursor.key): (m.channel_id, m.cursor) for m in messages if m.cursor is not None}
+    for channel_id, cursor in cursors.values():
+        await advance_cursor(conn, channel_id, cursor)
+    await publish_many(conn, events)
+    return [results[i] for i in range(len(messages))]
+
+
+async def _store(conn: asyncpg.Connection, m: InboundMessage, events: list[Event]) -> IngestResult:
+    """One message: stored (or found stored, or edited); the events it makes go to `events`."""
     identity_id, client_id, existing = await _identity(conn, m.channel_id, m.sender, m)
     if existing:
         if "edited" in m.flags:
-            await _apply_edit(conn, existing["id"], m, client_id)
-        await advance_cursor(conn, m.channel_id, m.cursor)
+            await _apply_edit(conn, existing["id"], m, client_id, events)
         return IngestResult(existing["id"], existing["conversation_id"], client_id, created=False)
 
     conversation_id, conversation_created = await _conversation(conn, m, identity_id, client_id)
@@ -57,7 +131,6 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
             m.channel_id,
             m.external_id,
         )
-        await advance_cursor(conn, m.channel_id, m.cursor)
         return IngestResult(row["id"], row["conversation_id"], client_id, created=False)
     message_id: int = inserted["id"]
 
@@ -73,7 +146,6 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         )
     else:
         await conn.execute("UPDATE conversations SET last_activity_at = now() WHERE id = $1", conversation_id)
-    await advance_cursor(conn, m.channel_id, m.cursor)
 
     conversation = await fetch_conversation(conn, conversation_id)
     assert conversation is not None
@@ -88,18 +160,14 @@ async def ingest_in(conn: asyncpg.Connection, m: InboundMessage) -> IngestResult
         }
     )
     if conversation_created:
-        await publish(
-            conn, "conversation.created", data={"conversation": conversation},
-            client_id=client_id, conversation_id=conversation_id,
-        )
-    await publish(
-        conn, "message.created", data={"message": message, "conversation": conversation},
-        client_id=client_id, conversation_id=conversation_id,
-    )
+        events.append(Event("conversation.created", {"conversation": conversation}, client_id, conversation_id))
+    events.append(Event("message.created", {"message": message, "conversation": conversation}, client_id, conversation_id))
     return IngestResult(message_id, conversation_id, client_id, created=True)
 
 
-async def _apply_edit(conn: asyncpg.Connection, message_id: int, m: InboundMessage, client_id: int) -> None:
+async def _apply_edit(
+    conn: asyncpg.Connection, message_id: int, m: InboundMessage, client_id: int, events: list[Event]
+) -> None:
     """The customer edited a message we hold: show the new text, keep the old one on the timeline."""
     row = await conn.fetchrow(
         "UPDATE messages SET text = $2, html = $3, edited_at = now(),"
@@ -113,9 +181,8 @@ async def _apply_edit(conn: asyncpg.Connection, message_id: int, m: InboundMessa
     if row is None:
         return  # the same edit delivered twice
     message = await fetch_message(conn, message_id)
-    await publish(
-        conn, "message.updated", data={"message": message, "previous_text": row["previous_text"]},
-        client_id=client_id, conversation_id=row["conversation_id"],
+    events.append(
+        Event("message.updated", {"message": message, "previous_text": row["previous_text"]}, client_id, row["conversation_id"])
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -24,9 +24,18 @@ class ChannelSink:
         return self._blobs
 
     async def ingest(self, message: InboundMessage) -> IngestResult:
+        self._check(message)
+        return await _ingest.ingest(self._pool, message)
+
+    async def ingest_many(self, messages: Sequence[InboundMessage]) -> list[IngestResult]:
+        """A page of updates in one transaction; on a failure, the ones before it are stored (inbox.ingest.ingest_many)."""
+        for message in messages:
+            self._check(message)
+        return await _ingest.ingest_many(self._pool, messages)
+
+    def _check(self, message: InboundMessage) -> None:
         if message.channel_id != self.channel_id:
             raise ValueError(f"message for channel {message.channel_id} handed to channel {self.channel_id}'s sink")
-        return await _ingest.ingest(self._pool, message)
 
     async def cursor(self, key: str) -> str | None:
         value: str | None = await self._pool.fetchval(

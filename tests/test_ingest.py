@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
 
+from hub import group_commit
+from hub.blobs import PgBlobStore
 from hub.channels import add_channel
+from hub.db import _init_connection
 from hub.types import Cursor, InboundMessage, Sender
-from inbox.ingest import ingest, ingest_in
+from inbox.ingest import ingest, ingest_in, ingest_many, ingest_together
+from inbox.sink import ChannelSink
 from inbox.views import fetch_message
 
 
@@ -51,18 +56,16 @@ async def test_concurrent_messages_from_a_new_sender_share_one_conversation(pool
     assert await pool.fetchval("SELECT unread_count FROM conversations") == 10
 
 
-async def test_cursor_and_message_commit_together(pool: asyncpg.Pool, database_url: str) -> None:
-    """Kill the connection mid-transaction: neither the message nor the cursor is stored."""
-    ch = await loopback_channel(pool)
+async def killed_before_commit(
+    pool: asyncpg.Pool, database_url: str, work: Callable[[asyncpg.Connection], Awaitable[object]]
+) -> None:
+    """Run `work` in a transaction whose backend is killed before it commits (the commit fails)."""
     conn = await asyncpg.connect(database_url)
-    from hub.db import _init_connection
-
     await _init_connection(conn)
     tx = conn.transaction()
     await tx.start()
-    await ingest_in(conn, msg(ch, "doomed", cursor=Cursor("offset", "42")))
-    pid = conn.get_server_pid()
-    await pool.execute("SELECT pg_terminate_backend($1)", pid)
+    await work(conn)
+    await pool.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
     for _ in range(250):  # let the client see the server hang up before it tries to commit
         if conn.is_closed():
             break
@@ -70,6 +73,12 @@ async def test_cursor_and_message_commit_together(pool: asyncpg.Pool, database_u
     with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
         await tx.commit()
     conn.terminate()
+
+
+async def test_cursor_and_message_commit_together(pool: asyncpg.Pool, database_url: str) -> None:
+    """Kill the connection mid-transaction: neither the message nor the cursor is stored."""
+    ch = await loopback_channel(pool)
+    await killed_before_commit(pool, database_url, lambda conn: ingest_in(conn, msg(ch, "doomed", cursor=Cursor("offset", "42"))))
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0
     assert await pool.fetchval("SELECT count(*) FROM channel_cursors") == 0
     assert await pool.fetchval("SELECT count(*) FROM events") == 0
@@ -160,3 +169,112 @@ async def test_auto_replies_and_bounces_never_open_work(pool: asyncpg.Pool) -> N
     stray = await ingest(pool, msg(ch, "<b@x>", sender="nobody@example.com", flags=("bounce",)))
     assert await pool.fetchval("SELECT status FROM conversations WHERE id = $1", stray.conversation_id) == "resolved"
     assert await pool.fetchval("SELECT count(*) FROM messages") == 3  # nothing is lost
+
+
+# Group commit (hub/group_commit) and the set-based path for a batch (inbox/ingest_bulk).
+
+
+async def test_concurrent_messages_share_transactions_and_one_bad_message_fails_alone(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    await ingest(pool, msg(ch, "first", sender="known"))
+    before = (group_commit.totals.transactions, group_commit.totals.items)
+    good = [msg(ch, f"g{i}", sender=f"s{i % 3}", text=f"fine {i}") for i in range(9)]
+    bad = msg(ch, "bad", sender="known", text="a NUL byte \x00 PostgreSQL refuses")
+    outcomes = await asyncio.gather(*(ingest(pool, m) for m in [*good[:4], bad, *good[4:]]), return_exceptions=True)
+    assert group_commit.totals.items - before[1] > group_commit.totals.transactions - before[0], "no batch was shared"
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], asyncpg.PostgresError)
+    stored = await pool.fetch("SELECT external_id FROM messages WHERE external_id LIKE 'g%' ORDER BY id")
+    assert sorted(r["external_id"] for r in stored) == sorted(m.external_id for m in good)
+    created = await pool.fetch("SELECT payload FROM events WHERE type = 'message.created'")
+    assert sorted(e["payload"]["message"]["text"] for e in created) == sorted(["hello"] + [m.text for m in good])
+
+
+async def test_a_batch_stores_in_order_and_leaves_the_cursor_at_its_last_message(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    await ingest(pool, msg(ch, "old", sender="b"))  # "b" is known, the others are new
+    page = [
+        msg(ch, "1", sender="c", text="one", cursor=Cursor("offset", "1")),
+        msg(ch, "2", sender="b", text="two", cursor=Cursor("offset", "2")),
+        msg(ch, "3", sender="b", text="three", cursor=Cursor("offset", "3")),
+        msg(ch, "old", sender="b", cursor=Cursor("offset", "4")),  # stored before: still moves the cursor
+        msg(ch, "5", sender="a", text="five", cursor=Cursor("offset", "5")),
+    ]
+    results = await ingest_many(pool, page)
+    assert [r.created for r in results] == [True, True, True, False, True]
+    assert await pool.fetchval("SELECT value FROM channel_cursors WHERE key = 'offset'") == "5"
+    ids = {r["external_id"]: r["id"] for r in await pool.fetch("SELECT id, external_id FROM messages")}
+    assert [r.message_id for r in results] == [ids[m.external_id] for m in page]
+    assert ids["old"] < ids["2"] < ids["3"], "one sender's messages keep their order"
+    conv = await pool.fetchrow("SELECT id, unread_count FROM conversations WHERE id = $1", results[1].conversation_id)
+    assert results[2].conversation_id == conv["id"] and conv["unread_count"] == 3
+    events = await pool.fetch("SELECT payload FROM events WHERE type = 'message.created' ORDER BY id")
+    by_text = {e["payload"]["message"]["text"]: e["payload"] for e in events}
+    assert set(by_text) == {"hello", "one", "two", "three", "five"}
+    for r, m in zip(results, page, strict=True):
+        if r.created:
+            assert by_text[m.text]["message"] == await fetch_message(pool, r.message_id)
+            assert by_text[m.text]["conversation"]["id"] == r.conversation_id
+
+
+async def test_a_batch_that_fails_stores_the_messages_before_the_bad_one(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    page = [
+        msg(ch, "1", sender="x", cursor=Cursor("offset", "1")),
+        msg(ch, "2", sender="y", text="\x00", cursor=Cursor("offset", "2")),
+        msg(ch, "3", sender="z", cursor=Cursor("offset", "3")),
+    ]
+    with pytest.raises(asyncpg.PostgresError):
+        await ingest_many(pool, page)
+    assert [r["external_id"] for r in await pool.fetch("SELECT external_id FROM messages")] == ["1"]
+    # the cursor never passes a message that is not stored: the connector resumes at "2"
+    assert await pool.fetchval("SELECT value FROM channel_cursors WHERE key = 'offset'") == "1"
+    page[1] = msg(ch, "2", sender="y", text="fixed", cursor=Cursor("offset", "2"))
+    results = await ingest_many(pool, page)
+    assert [r.created for r in results] == [False, True, True]
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 3
+    assert await pool.fetchval("SELECT value FROM channel_cursors WHERE key = 'offset'") == "3"
+
+
+async def test_a_batch_killed_before_commit_leaves_nothing_and_its_retry_stores_each_once(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    ch = await loopback_channel(pool)
+    await ingest(pool, msg(ch, "0", sender="a"))
+    page = [msg(ch, str(i), sender="ab"[i % 2], text=f"m{i}", cursor=Cursor("offset", str(i))) for i in range(1, 7)]
+    await killed_before_commit(pool, database_url, lambda conn: ingest_together(conn, page))
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert await pool.fetchval("SELECT count(*) FROM channel_cursors") == 0
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'message.created'") == 1
+    # the connector restarts from its cursor (none) and hands the page again, twice over
+    await asyncio.gather(ingest_many(pool, page), ingest_many(pool, page))
+    rows = await pool.fetch("SELECT external_id, count(*) AS n FROM messages GROUP BY 1")
+    assert {r["external_id"]: r["n"] for r in rows} == {str(i): 1 for i in range(7)}
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'message.created'") == 7
+    assert await pool.fetchval("SELECT value FROM channel_cursors WHERE key = 'offset'") == "6"
+
+
+async def test_a_message_in_a_batch_reopens_a_snoozed_conversation(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    r = await ingest(pool, msg(ch, "1"))
+    await pool.execute(
+        "UPDATE conversations SET status = 'pending', snoozed_until = now() + interval '1 day', unread_count = 0"
+        " WHERE id = $1",
+        r.conversation_id,
+    )
+    again = await ingest_many(pool, [msg(ch, "2"), msg(ch, "3")])
+    assert {a.conversation_id for a in again} == {r.conversation_id}
+    row = await pool.fetchrow("SELECT status, snoozed_until, unread_count FROM conversations WHERE id = $1", r.conversation_id)
+    assert (row["status"], row["snoozed_until"], row["unread_count"]) == ("open", None, 2)
+
+
+async def test_a_sink_takes_a_page_of_its_own_channel_only(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    other = await loopback_channel(pool, "other")
+    sink = ChannelSink(pool, ch, PgBlobStore(pool, 1024))
+    with pytest.raises(ValueError, match="handed to channel"):
+        await sink.ingest_many([msg(ch, "1"), msg(other, "2")])
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+    results = await sink.ingest_many([msg(ch, "1", cursor=Cursor("ts", "a")), msg(ch, "2", cursor=Cursor("ts", "b"))])
+    assert [r.created for r in results] == [True, True]
+    assert await sink.cursor("ts") == "b"

@@ -1,0 +1,157 @@
+"""The common case of a batch of inbound messages, in a few set-based statements.
+
+Most traffic is a known sender writing into the conversation already open for
+them. For a batch, inbox/ingest runs that case here — lock the batch's
+identities, look up stored ids and open conversations, insert the messages,
+bump the conversations, read them back for the events: one statement each for
+the whole batch, instead of five or more round trips per message. Whatever
+needs a decision (a new sender, a conversation to open, threading, an edit, an
+automatic reply, contact details, an e-mail address in the text) is left to
+the per-message path, together with every other message of the same sender in
+the batch, so one sender's messages are still stored in their order.
+
+With several messages of one conversation in a batch, each `message.created`
+carries the conversation as the batch leaves it (unread count, last message).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+
+import asyncpg
+
+from hub.events import Event
+from hub.types import InboundMessage, IngestResult
+from inbox.views import CONVERSATION_SELECT, conversation_json, message_json
+
+SenderKey = tuple[int, str]
+
+
+def plain(m: InboundMessage) -> bool:
+    """Nothing to decide beyond the open conversation (see the module docstring)."""
+    return (
+        m.direction == "in"
+        and not m.flags
+        and not m.thread_refs
+        and m.reply_token_conversation is None
+        and not m.new_thread
+        and not m.sender.phone
+        and not m.sender.email
+        and "@" not in m.text  # may name another card's e-mail: a merge suggestion (inbox/suggestions)
+    )
+
+
+def _sender(m: InboundMessage) -> SenderKey:
+    return (m.channel_id, m.sender.external_id)
+
+
+async def lock_senders(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+    """Row-lock every known identity of the batch in one sorted order: concurrent batches cannot deadlock on them."""
+    keys = sorted({_sender(m) for m in messages})
+    await conn.execute(
+        "SELECT 1 FROM identities WHERE (channel_id, external_id) IN"
+        " (SELECT * FROM unnest($1::bigint[], $2::text[])) ORDER BY channel_id, external_id FOR UPDATE",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+
+
+async def store_plain(
+    conn: asyncpg.Connection, messages: Sequence[InboundMessage], events: list[Event]
+) -> dict[int, IngestResult]:
+    """Store the batch's plain messages (identities locked already); their results by index. The rest is the caller's."""
+    external_ids = Counter((m.channel_id, m.external_id) for m in messages)
+    # A sender with any message that needs a decision, or one delivered twice in the batch, goes the long way.
+    long_way = {_sender(m) for m in messages if not plain(m) or external_ids[(m.channel_id, m.external_id)] > 1}
+    picked = [i for i, m in enumerate(messages) if _sender(m) not in long_way]
+    if not picked:
+        return {}
+    # A new statement after the locks: it sees what the transactions we waited for committed.
+    found = await conn.fetch(
+        "SELECT k.n, i.client_id, m.id AS message_id, m.conversation_id AS message_conversation_id,"
+        " (SELECT c.id FROM conversations c WHERE c.identity_id = i.id AND c.status <> 'resolved'"
+        "  ORDER BY c.id DESC LIMIT 1) AS open_id"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[]) AS k(channel_id, sender, external_id, n)"
+        " JOIN identities i ON i.channel_id = k.channel_id AND i.external_id = k.sender"
+        " LEFT JOIN messages m ON m.channel_id = k.channel_id AND m.external_id = k.external_id",
+        [messages[i].channel_id for i in picked],
+        [messages[i].sender.external_id for i in picked],
+        [messages[i].external_id for i in picked],
+        picked,
+    )
+    rows = {r["n"]: r for r in found}
+    for i in picked:
+        r = rows.get(i)
+        if r is None or (r["message_id"] is None and r["open_id"] is None):  # a new sender, or no open conversation
+            long_way.add(_sender(messages[i]))
+    results: dict[int, IngestResult] = {}
+    to_insert: list[int] = []
+    for i in picked:
+        if _sender(messages[i]) in long_way:
+            continue
+        r = rows[i]
+        if r["message_id"] is not None:  # stored before: nothing to do but report it (the cursor moves on)
+            results[i] = IngestResult(r["message_id"], r["message_conversation_id"], r["client_id"], created=False)
+        else:
+            to_insert.append(i)
+    if not to_insert:
+        return results
+
+    inserted = await conn.fetch(
+        "INSERT INTO messages (conversation_id, channel_id, external_id, direction, text, html, attachments,"
+        " status, created_at, original_text)"
+        " SELECT k.conversation_id, k.channel_id, k.external_id, 'in', k.text, k.html, k.attachments::jsonb,"
+        " 'received', coalesce(k.sent_at, now()), k.original_text"
+        " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],"
+        " $8::text[]) WITH ORDINALITY AS k(conversation_id, channel_id, external_id, text, html, attachments, sent_at,"
+        " original_text, n) ORDER BY k.n"
+        " ON CONFLICT (channel_id, external_id) DO NOTHING"
+        " RETURNING id, conversation_id, channel_id, direction, text, html, attachments, flags, status, error,"
+        " author_agent_id, created_at, sent_at, edited_at, external_id, original_text",
+        [rows[i]["open_id"] for i in to_insert],
+        [messages[i].channel_id for i in to_insert],
+        [messages[i].external_id for i in to_insert],
+        [messages[i].text for i in to_insert],
+        [messages[i].html for i in to_insert],
+        [json.dumps([a.as_json() for a in messages[i].attachments]) for i in to_insert],
+        [messages[i].sent_at for i in to_insert],
+        [messages[i].original_text if messages[i].original_text != messages[i].text else "" for i in to_insert],
+    )
+    # Rows not returned were stored meanwhile by someone else: the per-message path reports them.
+    by_key = {(r["channel_id"], r["external_id"]): r for r in inserted}
+    unread = Counter(r["conversation_id"] for r in inserted)
+    # A customer writing again reopens whatever state the conversation was in.
+    await conn.execute(
+        "UPDATE conversations c SET last_activity_at = now(), unread_count = c.unread_count + k.n, status = 'open',"
+        " snoozed_until = NULL, resolved_at = NULL"
+        " FROM unnest($1::bigint[], $2::int[]) AS k(id, n) WHERE c.id = k.id",
+        list(unread),
+        list(unread.values()),
+    )
+    conversations = {
+        r["id"]: conversation_json(r)
+        for r in await conn.fetch(CONVERSATION_SELECT + " WHERE c.id = ANY($1::bigint[])", list(unread))
+    }
+    for i in to_insert:
+        row = by_key.get((messages[i].channel_id, messages[i].external_id))
+        if row is None:
+            continue
+        conversation = conversations[row["conversation_id"]]
+        client_id = rows[i]["client_id"]
+        # The message as the API shows it, from what the insert returned (no second read).
+        message = message_json(
+            {
+                **dict(row),
+                "channel_kind": conversation["channel"]["kind"],
+                "agent_name": None,
+                "client_id": client_id,
+                "client_name": conversation["client"]["name"],
+            }
+        )
+        events.append(
+            Event("message.created", {"message": message, "conversation": conversation}, client_id, row["conversation_id"])
+        )
+        results[i] = IngestResult(row["id"], row["conversation_id"], client_id, created=True)
+    return results
