@@ -7,6 +7,8 @@ its own pool, and an agent connected to `/ws/agent` of the hub receives
 `message.created`. Latency = from the moment ingest is called to the moment
 the event is read off the websocket (one clock: both ends are in this process).
 It is split into ingest (call → commit) and delivery (commit → websocket).
+Each rate is measured through `ingest` (group commit) and, for comparison,
+`ingest_alone` (one transaction per message, the path before group commit).
 "completed" is the rate that went through (messages committed per second).
 
 Baseline in the same run, at the same rates: a bare `SELECT pg_notify(…)`
@@ -42,9 +44,16 @@ from bench.common import (
 from bench.seed import seed
 from bench.workload import Who, messages, senders
 from hub import db
-from inbox.ingest import ingest
+from hub.types import InboundMessage, IngestResult
+from inbox.ingest import ingest, ingest_alone
 
 MAX_IN_FLIGHT = 400
+
+# What the connector side calls: ingest as connectors get it (group commit), or one transaction per message.
+PATHS: dict[str, Callable[[asyncpg.Pool, InboundMessage], Coroutine[Any, Any, IngestResult]]] = {
+    "ingest": ingest,
+    "ingest-alone": ingest_alone,
+}
 
 
 async def open_loop(rate: float, seconds: float, send: Callable[[int], Coroutine[Any, Any, None]]) -> JSONDict:
@@ -70,7 +79,8 @@ async def open_loop(rate: float, seconds: float, send: Callable[[int], Coroutine
 
 
 async def measure_hub(
-    pool: asyncpg.Pool, ws_url: str, token: str, who: list[Who], rate: float, seconds: float, tag: str, rng: random.Random
+    pool: asyncpg.Pool, ws_url: str, token: str, who: list[Who], rate: float, seconds: float, tag: str, rng: random.Random,
+    path: str = "ingest",
 ) -> JSONDict:
     batch = messages(who, int(rate * seconds), tag=tag, rng=rng)
     started: dict[str, float] = {}
@@ -92,7 +102,7 @@ async def measure_hub(
         async def send(i: int) -> None:
             m = batch[i][0]
             started[m.text] = time.perf_counter()
-            await ingest(pool, m)
+            await PATHS[path](pool, m)
             committed[m.text] = time.perf_counter()
 
         # Texts are the key: make each one unique.
@@ -156,19 +166,22 @@ async def run(args: argparse.Namespace) -> JSONDict:
             await measure_hub(pool, hub.ws_url, token, who, 100, 2, "warm", rng)
             for rate in args.rates:
                 base = await measure_notify(pool, url, rate, args.seconds)
-                hub_fig = await measure_hub(pool, hub.ws_url, token, who, rate, args.seconds, f"r{rate}", rng)
-                row = {"rate": rate, "hub": hub_fig, "baseline_notify": base, "loadavg": loadavg()[0]}
+                row = {"rate": rate, "baseline_notify": base}
+                for path in args.paths:
+                    hub_fig = await measure_hub(pool, hub.ws_url, token, who, rate, args.seconds, f"r{rate}{path}", rng, path)
+                    row["hub" if path == "ingest" else f"hub_{path}"] = hub_fig
+                    e, b = hub_fig["end_to_end"], base["end_to_end"]
+                    print(
+                        f"{rate:>5} msg/s {path:>12} (completed {hub_fig['completed_per_s']}/s): ingest→ws p50 {e['p50_ms']:.1f} ms"
+                        f" p99 {e['p99_ms']:.1f} ms [commit {hub_fig['ingest_call_to_commit']['p99_ms']:.1f} +"
+                        f" delivery {hub_fig['commit_to_websocket']['p99_ms']:.1f} p99];"
+                        f" NOTIFY→LISTEN p50 {b['p50_ms']:.2f} p99 {b['p99_ms']:.2f} ms; lost {hub_fig['lost']}"
+                        f" (load {loadavg()[0]})",
+                        flush=True,
+                    )
+                row["loadavg"] = loadavg()[0]
                 result["rates"].append(row)
-                e, b = hub_fig["end_to_end"], base["end_to_end"]
-                print(
-                    f"{rate:>5} msg/s (completed {hub_fig['completed_per_s']}/s): ingest→ws p50 {e['p50_ms']:.1f} ms"
-                    f" p99 {e['p99_ms']:.1f} ms [commit {hub_fig['ingest_call_to_commit']['p99_ms']:.1f} +"
-                    f" delivery {hub_fig['commit_to_websocket']['p99_ms']:.1f} p99];"
-                    f" NOTIFY→LISTEN p50 {b['p50_ms']:.2f} p99 {b['p99_ms']:.2f} ms; lost {hub_fig['lost']}"
-                    f" (load {row['loadavg']})",
-                    flush=True,
-                )
-    at500 = next((r for r in result["rates"] if r["rate"] == 500), None)
+    at500 = next((r for r in result["rates"] if r["rate"] == 500 and "hub" in r), None)
     if at500:
         p99 = at500["hub"]["end_to_end"]["p99_ms"]
         result["figures"] = {"p99_ms_at_500": p99, "target_p99_ms": 50, "meets_target": p99 < 50}
@@ -181,6 +194,8 @@ def main() -> None:
     p.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000])
     p.add_argument("--seconds", type=float, default=15.0, help="per rate")
     p.add_argument("--pool", type=int, default=20)
+    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS,
+                   help="ingest (group commit, as connectors call it) and/or ingest-alone (one transaction per message)")
     p.add_argument("--seed-scale", type=float, default=0.01)
     write_result("latency", asyncio.run(run(p.parse_args())))
 

@@ -1,13 +1,13 @@
 """The common case of a batch of inbound messages, in a few set-based statements.
 
-Most traffic is a known sender writing into the conversation already open for
-them. For a batch, inbox/ingest runs that case here — lock the batch's
-identities, look up stored ids and open conversations, insert the messages,
-bump the conversations, read them back for the events: one statement each for
-the whole batch, instead of five or more round trips per message. Whatever
-needs a decision (a new sender, a conversation to open, threading, an edit, an
-automatic reply, contact details, an e-mail address in the text) is left to
-the per-message path, together with every other message of the same sender in
+Most traffic is a known sender writing into the conversation open for them
+(or opening a new one). For a batch, inbox/ingest runs that case here — lock
+the batch's identities, look up stored ids and open conversations, open the
+missing ones, insert the messages, bump the conversations, read them back for
+the events: one statement each for the whole batch, instead of five or more
+round trips per message. Whatever needs a decision (a new sender, threading, an
+edit, an automatic reply, contact details, an e-mail address in the text) is
+left to the per-message path, together with every other message of the same sender in
 the batch, so one sender's messages are still stored in their order.
 
 With several messages of one conversation in a batch, each `message.created`
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -70,7 +71,7 @@ async def store_plain(
         return {}
     # A new statement after the locks: it sees what the transactions we waited for committed.
     found = await conn.fetch(
-        "SELECT k.n, i.client_id, m.id AS message_id, m.conversation_id AS message_conversation_id,"
+        "SELECT k.n, i.id AS identity_id, i.client_id, m.id AS message_id, m.conversation_id AS message_conversation_id,"
         " (SELECT c.id FROM conversations c WHERE c.identity_id = i.id AND c.status <> 'resolved'"
         "  ORDER BY c.id DESC LIMIT 1) AS open_id"
         " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[]) AS k(channel_id, sender, external_id, n)"
@@ -81,11 +82,11 @@ async def store_plain(
         [messages[i].external_id for i in picked],
         picked,
     )
-    rows = {r["n"]: r for r in found}
+    rows = {r["n"]: dict(r) for r in found}
     for i in picked:
-        r = rows.get(i)
-        if r is None or (r["message_id"] is None and r["open_id"] is None):  # a new sender, or no open conversation
+        if i not in rows:  # a new sender
             long_way.add(_sender(messages[i]))
+    opened = await _open_conversations(conn, messages, [i for i in picked if _sender(messages[i]) not in long_way], rows)
     results: dict[int, IngestResult] = {}
     to_insert: list[int] = []
     for i in picked:
@@ -140,6 +141,8 @@ async def store_plain(
             continue
         conversation = conversations[row["conversation_id"]]
         client_id = rows[i]["client_id"]
+        if opened.pop(row["conversation_id"], False):
+            events.append(Event("conversation.created", {"conversation": conversation}, client_id, row["conversation_id"]))
         # The message as the API shows it, from what the insert returned (no second read).
         message = message_json(
             {
@@ -155,3 +158,32 @@ async def store_plain(
         )
         results[i] = IngestResult(row["id"], row["conversation_id"], client_id, created=True)
     return results
+
+
+async def _open_conversations(
+    conn: asyncpg.Connection, messages: Sequence[InboundMessage], picked: list[int], rows: dict[int, dict[str, Any]]
+) -> dict[int, bool]:
+    """A new conversation for each known sender with none open (rows get its id as `open_id`); their ids."""
+    need: dict[int, int] = {}  # identity id -> the first message that needs a conversation
+    for i in picked:
+        r = rows[i]
+        if r["message_id"] is None and r["open_id"] is None:
+            need.setdefault(r["identity_id"], i)
+    if not need:
+        return {}
+    created = await conn.fetch(
+        "INSERT INTO conversations (client_id, channel_id, identity_id, subject, status)"
+        " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])"
+        " RETURNING id, identity_id",
+        [rows[i]["client_id"] for i in need.values()],
+        [messages[i].channel_id for i in need.values()],
+        list(need),
+        [messages[i].subject[:500] for i in need.values()],
+        ["open"] * len(need),
+    )
+    by_identity = {r["identity_id"]: r["id"] for r in created}
+    for i in picked:
+        r = rows[i]
+        if r["message_id"] is None and r["open_id"] is None:
+            r["open_id"] = by_identity[r["identity_id"]]
+    return {r["id"]: True for r in created}

@@ -278,3 +278,16 @@ async def test_a_sink_takes_a_page_of_its_own_channel_only(pool: asyncpg.Pool) -
     results = await sink.ingest_many([msg(ch, "1", cursor=Cursor("ts", "a")), msg(ch, "2", cursor=Cursor("ts", "b"))])
     assert [r.created for r in results] == [True, True]
     assert await sink.cursor("ts") == "b"
+
+
+async def test_a_known_sender_back_after_a_resolved_conversation_opens_one_new_conversation(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    first = await ingest(pool, msg(ch, "1", sender="u1"))
+    await ingest(pool, msg(ch, "x", sender="u2"))
+    await pool.execute("UPDATE conversations SET status = 'resolved'")
+    back = await ingest_many(pool, [msg(ch, "2", sender="u1", text="again"), msg(ch, "3", sender="u1", text="still")])
+    assert back[0].conversation_id == back[1].conversation_id != first.conversation_id
+    events = await pool.fetch("SELECT type, conversation_id, payload FROM events WHERE conversation_id = $1 ORDER BY id", back[0].conversation_id)
+    assert [e["type"] for e in events] == ["conversation.created", "message.created", "message.created"]
+    assert events[0]["payload"]["conversation"]["status"] == "open"
+    assert await pool.fetchval("SELECT unread_count FROM conversations WHERE id = $1", back[0].conversation_id) == 2
