@@ -209,6 +209,7 @@ async def test_paste_oversize_and_note_mode_keep_what_was_typed(browser: Browser
     await page.fill("#reply", typed)
     await page.set_input_files("#reply-files", [payload("scan.tiff", "image/tiff", b"0" * (LIMIT + 1))])
     await expect(chip_names(page)).to_have_text(["scan.tiff"])
+    await expect(page.locator("#reply-chips .file-chip-ext")).to_have_text(["TIFF"])  # no preview a browser can't draw
     await page.press("#reply", "Enter")
     await expect(error).to_contain_text(f"scan.tiff is over the {LIMIT} byte attachment limit")
     await expect(page.locator("#reply")).to_have_value(typed)

@@ -5,7 +5,7 @@ import { h, clear, icon } from "./dom.js";
 import { t } from "./i18n.js";
 import { api } from "./api.js";
 import { channelName } from "./state.js";
-import { formatSize } from "./messages.js";
+import { formatSize, previewable } from "./messages.js";
 
 const TYPING_SEND_MS = 3000;
 // Until GET /reply-limits answers; the server checks again either way.
@@ -150,7 +150,7 @@ export async function addFiles(list) {
       problems.push(t("attach.too_many", { n: lim.max_files }));
       break;
     } else {
-      const url = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
+      const url = previewable(file.type) ? URL.createObjectURL(file) : null;
       d.files.push({ key: cs.nextKey++, file, url });
     }
   }

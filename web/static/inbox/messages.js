@@ -75,7 +75,7 @@ function attachments(list) {
   return h("ul", { class: "attachments" }, list.map((a) => {
     const link = h("a", { class: "attachment", target: "_blank", rel: "noopener noreferrer" });
     link.href = blobUrl(a);
-    if (String(a.content_type || "").startsWith("image/")) {
+    if (previewable(a.content_type)) {
       const img = h("img", { class: "thumb", alt: a.filename || "", loading: "lazy" });
       img.src = link.href;
       link.append(img);
@@ -83,6 +83,13 @@ function attachments(list) {
     link.append(h("span", { class: "att-name" }, a.filename || a.sha256), h("span", { class: "att-size" }, formatSize(a.size)));
     return h("li", {}, link);
   }));
+}
+
+// Pictures every browser draws; a TIFF or HEIC photo is a link like any file.
+const PREVIEWABLE = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif"]);
+
+export function previewable(contentType) {
+  return PREVIEWABLE.has(String(contentType || "").toLowerCase());
 }
 
 export function formatSize(bytes) {
