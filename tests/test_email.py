@@ -6,10 +6,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import email.utils
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -25,10 +21,10 @@ from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, Tempora
 from hub.types import ChannelAccount, Cursor, OutboundMessage
 from tests.fakes.dovecot import Dovecot, free_port
 from tests.fakes.smtp import SmtpServer
+from tests.hubproc import hub_process, omnihub
 from tests.sinks import MemoryBlobs, MemorySink
 
 MAIL = Path(__file__).parent / "mail"
-ROOT = Path(__file__).parent.parent
 ADDRESS = "support@example.com"
 
 
@@ -498,20 +494,6 @@ async def test_reply_address_threads_a_reply_that_lost_its_headers(
     )
 
 
-def start_hub_process(database_url: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "OMNIHUB_DATABASE_URL": database_url,
-        "OMNIHUB_DATA_DIR": str(data_dir),
-        "OMNIHUB_PORT": str(free_port()),
-        "OMNIHUB_SECRET": "test-secret",
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-
-
 async def test_sigkill_during_backfill_then_restart_ingests_each_mail_once(
     database_url: str, pool: Any, dovecot: Dovecot, smtp: SmtpServer, tmp_path: Path
 ) -> None:
@@ -527,37 +509,15 @@ async def test_sigkill_during_backfill_then_restart_ingests_each_mail_once(
         n: int = await pool.fetchval("SELECT count(*) FROM messages WHERE channel_id = $1", channel_id)
         return n
 
-    log = tmp_path / "hub.log"
-    first = start_hub_process(database_url, tmp_path / "data", log)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while (at_kill := await stored()) < 20:
-            assert first.poll() is None and loop.time() < deadline, log.read_text()
-            await asyncio.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+    async with hub_process(database_url, tmp_path) as first:
+        at_kill = await first.until(lambda: _at_least(stored(), 20), interval=0.01)
+        await first.kill()
     assert at_kill < 200, "the backfill finished before the kill: the test proves nothing"
 
-    second = start_hub_process(database_url, tmp_path / "data", log)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 90
-        while await stored() < 200:
-            assert second.poll() is None and loop.time() < deadline, log.read_text()
-            await asyncio.sleep(0.1)
+    async with hub_process(database_url, tmp_path) as second:
+        await second.until(lambda: _at_least(stored(), 200), timeout=90, interval=0.1)
         await asyncio.sleep(1.0)  # anything extra would arrive now
-    finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(15)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait()
+        log = second.log_text()  # both runs: the log is appended to
 
     rows = await pool.fetch("SELECT external_id FROM messages WHERE channel_id = $1", channel_id)
     assert sorted(r["external_id"] for r in rows) == sorted(f"bf{i}@example.org" for i in range(200))
@@ -565,7 +525,12 @@ async def test_sigkill_during_backfill_then_restart_ingests_each_mail_once(
     assert conversations == 200  # every mail a new subject from the client: a conversation each
     cursor = await pool.fetchval("SELECT value FROM channel_cursors WHERE channel_id = $1", channel_id)
     assert cursor == f"{dovecot.uidvalidity()}:200"
-    assert "backfill" in log.read_text()
+    assert "backfill" in log
+
+
+async def _at_least(count: Any, n: int) -> int | None:
+    value: int = await count
+    return value if value >= n else None
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
@@ -601,23 +566,20 @@ async def test_tls_imap_and_smtp(security: str) -> None:
 async def test_cli_channel_add_checks_both_servers(
     database_url: str, pool: Any, dovecot: Dovecot, smtp: SmtpServer, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "OMNIHUB_DATABASE_URL": database_url, "OMNIHUB_DATA_DIR": str(tmp_path)}
-
-    def add(name: str, password: str) -> subprocess.CompletedProcess[str]:
-        # The CLI runs its own event loop: call it from a thread.
-        return subprocess.run(
-            [sys.executable, "-m", "hub", "channel", "add", "email", "--name", name, "--address", ADDRESS,
-             "--imap-host", "127.0.0.1", "--imap-port", str(dovecot.port), "--smtp-host", "127.0.0.1",
-             "--smtp-port", str(smtp.port), "--username", "support", "--password", password, "--plain"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    async def add(name: str, password: str) -> tuple[int, str]:
+        return await omnihub(
+            database_url, "channel", "add", "email", "--name", name, "--address", ADDRESS,
+            "--imap-host", "127.0.0.1", "--imap-port", str(dovecot.port), "--smtp-host", "127.0.0.1",
+            "--smtp-port", str(smtp.port), "--username", "support", "--password", password, "--plain",
+            env={"OMNIHUB_DATA_DIR": str(tmp_path)},
         )  # fmt: skip
 
-    refused = await asyncio.to_thread(add, "Wrong", "nope")
-    assert refused.returncode != 0
-    [line] = refused.stderr.strip().splitlines()
+    code, out = await add("Wrong", "nope")
+    assert code != 0
+    [line] = out.strip().splitlines()
     assert "IMAP server 127.0.0.1 refused the login for support" in line
-    added = await asyncio.to_thread(add, "Support", dovecot.password)
-    assert added.returncode == 0, added.stderr
+    code, out = await add("Support", dovecot.password)
+    assert code == 0, out
     rows = await pool.fetch("SELECT name, settings->>'security' AS security, secrets->>'password' AS pw FROM channels")
     assert [(r["name"], r["security"], r["pw"]) for r in rows] == [("Support", "plain", "secret")]
 

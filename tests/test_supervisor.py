@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import httpx
 
 from hub.channels import add_channel
-from tests.conftest import RunningHub, free_port, wait_for
+from tests.conftest import RunningHub, wait_for
+from tests.hubproc import hub_process
 from tests.loopback import LoopbackConnector
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_process(database_url: str, tmp: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OMNIHUB_DATABASE_URL": database_url, "OMNIHUB_PORT": str(free_port()), "OMNIHUB_DATA_DIR": str(tmp / name)}
-    with (tmp / f"{name}.log").open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.run_hub", "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
 
 
 async def holder_pid(pool: asyncpg.Pool, channel_id: int) -> int | None:
@@ -34,11 +21,13 @@ async def holder_pid(pool: asyncpg.Pool, channel_id: int) -> int | None:
 
 async def test_two_processes_poll_each_channel_once_and_fail_over(pool: asyncpg.Pool, database_url: str, tmp_path: Path) -> None:
     channels = [await add_channel(pool, kind="loopback", name=f"loop{i}", settings={}, secrets={}) for i in range(3)]
-    procs = [start_process(database_url, tmp_path, "a"), start_process(database_url, tmp_path, "b")]
-    try:
-        pids = {p.pid for p in procs}
+    async with (
+        hub_process(database_url, tmp_path, name="a", module="tests.run_hub") as a,
+        hub_process(database_url, tmp_path, name="b", module="tests.run_hub") as b,
+    ):
+        pids = {a.pid, b.pid}
         for ch in channels:
-            await wait_for(lambda ch=ch: holder_pid(pool, ch), timeout=120)
+            await a.until(lambda ch=ch: holder_pid(pool, ch), timeout=120)
         # watch for a while: each channel stays with one process, and it is one of ours
         owners: dict[int, set[int]] = {ch: set() for ch in channels}
         for _ in range(10):
@@ -52,22 +41,10 @@ async def test_two_processes_poll_each_channel_once_and_fail_over(pool: asyncpg.
         assert locks == len(channels)
 
         # kill the process that polls the first channel: the other takes over
-        victim_pid = next(iter(owners[channels[0]]))
-        victim = next(p for p in procs if p.pid == victim_pid)
-        survivor = next(p for p in procs if p.pid != victim_pid)
-        os.kill(victim_pid, signal.SIGKILL)
-        victim.wait(timeout=10)
+        victim, survivor = (a, b) if a.pid in owners[channels[0]] else (b, a)
+        await victim.kill()
         for ch in channels:
-            await wait_for(lambda ch=ch: _held_by(pool, ch, survivor.pid), timeout=60)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            await survivor.until(lambda ch=ch: _held_by(pool, ch, survivor.pid), timeout=60)
 
 
 async def _held_by(pool: asyncpg.Pool, ch: int, pid: int) -> bool:

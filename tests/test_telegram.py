@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,8 +23,9 @@ from hub import db
 from hub.channels import add_channel
 from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, RetryAfter, TemporaryFailure
 from hub.types import Attachment, ChannelAccount, OutboundMessage
-from tests.conftest import RunningHub, free_port, login, make_agent, start_hub, wait_for
+from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
 from tests.fakes.telegram_api import FakeBotAPI, until
+from tests.hubproc import hub_process, omnihub
 from tests.sinks import MemoryBlobs, MemorySink
 
 _names = itertools.count()
@@ -691,25 +690,12 @@ async def test_webhook_with_a_wrong_secret_is_refused_and_stores_nothing(databas
 
 
 async def test_channel_add_checks_the_token(database_url: str, fake: FakeBotAPI) -> None:
-    async def omnihub(*args: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hub",
-            *args,
-            env={**os.environ, "OMNIHUB_DATABASE_URL": database_url},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await proc.communicate()
-        return proc.returncode or 0, out.decode()
-
     code, out = await omnihub(
-        "channel", "add", "telegram", "--name", "bad", "--token", "123:nope", "--api-base", fake.base_url
+        database_url, "channel", "add", "telegram", "--name", "bad", "--token", "123:nope", "--api-base", fake.base_url
     )
     assert code != 0 and "refused the bot token" in out and len(out.strip().splitlines()) == 1, out
     code, out = await omnihub(
-        "channel", "add", "telegram", "--name", "good", "--token", fake.token, "--api-base", fake.base_url
+        database_url, "channel", "add", "telegram", "--name", "good", "--token", fake.token, "--api-base", fake.base_url
     )
     assert code == 0, out
     async with db.open_pool(database_url, min_size=1, max_size=1) as pool:
@@ -723,23 +709,6 @@ async def test_sigkill_mid_burst_and_restart_store_every_message_once(
     async with db.open_pool(database_url, min_size=1, max_size=2) as pool:
         channel_id = await add_telegram_channel(pool, fake)
 
-        async def serve() -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hub",
-                "serve",
-                env={
-                    **os.environ,
-                    "OMNIHUB_DATABASE_URL": database_url,
-                    "OMNIHUB_PORT": str(free_port()),
-                    "OMNIHUB_DATA_DIR": str(tmp_path),
-                    "OMNIHUB_SECRET": "x",
-                },
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-
         async def stored() -> int:
             count: int = await pool.fetchval("SELECT count(*) FROM messages WHERE channel_id = $1", channel_id)
             return count
@@ -752,25 +721,19 @@ async def test_sigkill_mid_burst_and_restart_store_every_message_once(
                 if i % 10 == 9:
                     await asyncio.sleep(0.02)
 
-        proc = await serve()
-        try:
+        async with hub_process(database_url, tmp_path) as first:
             pushing = asyncio.create_task(burst())
-            await wait_for(lambda: _over(stored(), 40), timeout=60)
-            proc.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
-            await proc.wait()
+            await first.until(lambda: _over(stored(), 40))
+            await first.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
             killed_at = await stored()
             await pushing
-            assert killed_at < total, "the burst was over before the kill; the test proves nothing"
-            proc = await serve()
-            await wait_for(lambda: _over(stored(), total - 1), timeout=60)
+        assert killed_at < total, "the burst was over before the kill; the test proves nothing"
+        async with hub_process(database_url, tmp_path) as second:
+            await second.until(lambda: _over(stored(), total - 1))
             await asyncio.sleep(1.0)  # anything extra would show up now
             rows = await pool.fetch(
                 "SELECT text, count(*) AS n FROM messages WHERE channel_id = $1 GROUP BY text", channel_id
             )
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     assert {r["text"]: r["n"] for r in rows} == {f"m{i}": 1 for i in range(total)}
 
 
