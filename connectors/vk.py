@@ -351,7 +351,13 @@ class VkConnector:
             direction="out" if out else "in",
             flags=tuple(flags),
             cursor=cursor,
-            raw={"update": update, "profile": profile, "random_id": msg.get("random_id", 0)},
+            raw={
+                "update": update,
+                "profile": profile,
+                "random_id": msg.get("random_id", 0),
+                # Where the user came from (a community link's ref), on top for the client card's first touch.
+                **{key: str(msg[key]) for key in ("ref", "ref_source") if msg.get(key)},
+            },
         )
 
     async def _user(self, user_id: int) -> tuple[str, JSON]:

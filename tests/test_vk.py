@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,10 @@ from hub import db
 from hub.channels import add_channel
 from hub.errors import ChannelCheckError, PermanentFailure, RetryAfter, TemporaryFailure
 from hub.types import Attachment, ChannelAccount, Cursor, OutboundMessage
-from tests.conftest import RunningHub, free_port, login, make_agent, start_hub, wait_for
+from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
 from tests.fakes.telegram_api import until
 from tests.fakes.vk_api import FakeVk
+from tests.hubproc import hub_process, omnihub
 from tests.sinks import MemoryBlobs, MemorySink, SinkCrash
 
 USER = 501
@@ -557,6 +556,19 @@ async def test_message_in_reaches_the_inbox_and_the_client_card_and_a_reply_goes
         assert [e["data"]["event"] for e in card["timeline"] if e["type"] == "channel.event"] == ["vk.message_deny"]
 
 
+async def test_a_community_link_ref_is_the_clients_first_touch(database_url: str, fake: FakeVk) -> None:
+    async with hub_with_vk(database_url, fake) as (hub, client, channel_id):
+        await wait_for(lambda: stored_ts(hub, channel_id), timeout=15)
+        fake.user_writes(USER, "Hi, I saw your ad", ref="summer-sale", ref_source="qr_poster")
+        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        fake.user_writes(USER, "Me again", ref="later-link", ref_source="post")  # the first touch stays
+        await wait_for(lambda: _equals(stored_ts(hub, channel_id), str(fake.ts)), timeout=10)
+        card = (await client.get(f"/api/v1/clients/{conv['client_id']}")).json()
+    touch = card["first_touch"]
+    assert (touch["channel_id"], touch["channel"]) == (channel_id, "vk")
+    assert (touch["ref"], touch["ref_source"]) == ("summer-sale", "qr_poster")
+
+
 async def _has_status(client: httpx.AsyncClient, conversation_id: int, message_id: int, status: str) -> bool:
     return bool((await status_of(client, conversation_id, message_id))["status"] == status)
 
@@ -609,29 +621,15 @@ async def test_901_fails_the_reply_with_the_reason(database_url: str, fake: Fake
     assert fake.delivered == []
 
 
-async def omnihub_cli(database_url: str, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hub",
-        *args,
-        env={**os.environ, "OMNIHUB_DATABASE_URL": database_url},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode()
-
-
 async def test_channel_add_checks_token_and_long_poll(database_url: str, fake: FakeVk) -> None:
     common = ["channel", "add", "vk", "--group-id", str(fake.group_id), "--api-base", fake.base_url]
-    code, out = await omnihub_cli(database_url, *common, "--name", "bad", "--token", "wrong")
+    code, out = await omnihub(database_url, *common, "--name", "bad", "--token", "wrong")
     assert code != 0 and "refused the token" in out and len(out.strip().splitlines()) == 1, out
     fake.longpoll_enabled = False
-    code, out = await omnihub_cli(database_url, *common, "--name", "off", "--token", fake.token)
+    code, out = await omnihub(database_url, *common, "--name", "off", "--token", fake.token)
     assert code != 0 and "Long Poll API → Enabled" in out and len(out.strip().splitlines()) == 1, out
     fake.longpoll_enabled = True
-    code, out = await omnihub_cli(database_url, *common, "--name", "good", "--token", fake.token)
+    code, out = await omnihub(database_url, *common, "--name", "good", "--token", fake.token)
     assert code == 0, out
     async with db.open_pool(database_url, min_size=1, max_size=1) as pool:
         rows = await pool.fetch("SELECT name, settings, secrets FROM channels")
@@ -647,23 +645,6 @@ async def test_sigkill_mid_burst_and_restart_store_every_message_once(
         fake.add_user(user, "User", str(user))
     async with db.open_pool(database_url, min_size=1, max_size=2) as pool:
         channel_id = await add_vk_channel(pool, fake)
-
-        async def serve() -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hub",
-                "serve",
-                env={
-                    **os.environ,
-                    "OMNIHUB_DATABASE_URL": database_url,
-                    "OMNIHUB_PORT": str(free_port()),
-                    "OMNIHUB_DATA_DIR": str(tmp_path),
-                    "OMNIHUB_SECRET": "x",
-                },
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
 
         async def stored() -> int:
             count: int = await pool.fetchval("SELECT count(*) FROM messages WHERE channel_id = $1", channel_id)
@@ -682,27 +663,21 @@ async def test_sigkill_mid_burst_and_restart_store_every_message_once(
                 if i % 10 == 9:
                     await asyncio.sleep(0.02)
 
-        proc = await serve()
-        try:
-            await wait_for(polling, timeout=30)
+        async with hub_process(database_url, tmp_path) as first:
+            await first.until(polling, timeout=60)
             pushing = asyncio.create_task(burst())
-            await wait_for(lambda: _over(stored(), 40), timeout=30)
-            proc.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
-            await proc.wait()
+            await first.until(lambda: _over(stored(), 40), timeout=30)
+            await first.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
             killed_at = await stored()
             await pushing
-            assert killed_at < total, "the burst was over before the kill; the test proves nothing"
-            proc = await serve()
-            await wait_for(lambda: _over(stored(), total - 1), timeout=60)
-            await wait_for(lambda: _equals(polling_ts(pool, channel_id), str(fake.ts)), timeout=15)
+        assert killed_at < total, "the burst was over before the kill; the test proves nothing"
+        async with hub_process(database_url, tmp_path) as second:
+            await second.until(lambda: _over(stored(), total - 1), timeout=60)
+            await second.until(lambda: _equals(polling_ts(pool, channel_id), str(fake.ts)), timeout=15)
             await asyncio.sleep(1.0)  # anything extra would show up now
             rows = await pool.fetch(
                 "SELECT text, count(*) AS n FROM messages WHERE channel_id = $1 GROUP BY text", channel_id
             )
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     assert {r["text"]: r["n"] for r in rows} == {f"m{i}": 1 for i in range(total)}
 
 

@@ -131,9 +131,9 @@ class FakeVk:
             **extra,
         }
 
-    def user_writes(self, user_id: int, text: str = "", *, attachments: list[JSON] | None = None) -> JSON:
-        """A user writes to the community: a message_new event. Returns the message."""
-        message = self._next_message(user_id, user_id, text, attachments=attachments or [])
+    def user_writes(self, user_id: int, text: str = "", *, attachments: list[JSON] | None = None, **extra: Any) -> JSON:
+        """A user writes to the community: a message_new event (`extra`: more message fields). Returns the message."""
+        message = self._next_message(user_id, user_id, text, attachments=attachments or [], **extra)
         self.push("message_new", {"message": message, "client_info": {"keyboard": True, "lang_id": 0}})
         return message
 
