@@ -441,3 +441,8 @@ SELECT id, status, coalesce(resolved_at, last_activity_at) FROM conversations WH
 -- A paused clock is not running: stopped_at is when it paused, paused_at says it will resume
 -- (with the business time it had left) when the conversation opens again.
 ALTER TABLE sla_clocks ADD COLUMN paused_at timestamptz;
+
+-- migration 7: client-name search by trigram (the inbox `q=` filter and the client list: name ILIKE '%…%')
+-- pg_trgm ships with PostgreSQL (contrib) and is a trusted extension: the database owner may create it.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX clients_name_trgm_idx ON clients USING gin (name gin_trgm_ops);
