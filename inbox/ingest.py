@@ -19,7 +19,7 @@ import asyncpg
 from hub.events import Event, publish_many
 from hub.group_commit import GroupCommit
 from hub.types import Cursor, InboundMessage, IngestResult, Sender
-from inbox import first_touch, ingest_bulk, suggestions
+from inbox import ingest_bulk, suggestions
 from inbox.views import fetch_conversation, fetch_message, message_json
 
 MAX_BATCH = 64  # messages in one shared transaction
@@ -222,16 +222,7 @@ async def _identity(
     client_id = await _linked_client(conn, sender)
     new_client = client_id is None
     if client_id is None:
-        client_id = await conn.fetchval(
-            "INSERT INTO clients (name, email, phone, first_touch) VALUES ($1, $2, $3,"
-            " jsonb_build_object('channel_id', $4::bigint, 'channel', (SELECT kind FROM channels WHERE id = $4), 'at', now())"
-            " || $5::jsonb) RETURNING id",
-            sender.display_name or sender.username or sender.email or sender.external_id,
-            sender.email,
-            sender.phone,
-            channel_id,
-            first_touch.sources(m.raw),
-        )
+        (client_id,) = await ingest_bulk.create_clients(conn, [m])
     identity_id = await conn.fetchval(
         "INSERT INTO identities (channel_id, external_id, client_id, display_name, username)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, external_id) DO NOTHING RETURNING id",

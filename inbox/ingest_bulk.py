@@ -1,13 +1,14 @@
 """The common case of a batch of inbound messages, in a few set-based statements.
 
-Most traffic is a known sender writing into the conversation open for them
-(or opening a new one). For a batch, inbox/ingest runs that case here — lock
+Most traffic is a sender writing into the conversation open for them (or
+opening one). For a batch, inbox/ingest runs that case here — lock
 the batch's identities, look up stored ids and open conversations, open the
 missing ones, insert the messages, bump the conversations, read them back for
 the events: one statement each for the whole batch, instead of five or more
-round trips per message. Whatever needs a decision (a new sender, threading, an
-edit, an automatic reply, contact details, an e-mail address in the text) is
-left to the per-message path, together with every other message of the same sender in
+round trips per message; a first-time sender's card and identity are created
+here too. Whatever needs a decision (threading, an edit, an automatic reply,
+contact details that may link a card, an e-mail address in the text) is left
+to the per-message path, together with every other message of the same sender in
 the batch, so one sender's messages are still stored in their order.
 
 With several messages of one conversation in a batch, each `message.created`
@@ -25,6 +26,7 @@ import asyncpg
 
 from hub.events import Event
 from hub.types import InboundMessage, IngestResult
+from inbox import first_touch
 from inbox.views import CONVERSATION_SELECT, conversation_json, message_json
 
 SenderKey = tuple[int, str]
@@ -83,9 +85,7 @@ async def store_plain(
         picked,
     )
     rows = {r["n"]: dict(r) for r in found}
-    for i in picked:
-        if i not in rows:  # a new sender
-            long_way.add(_sender(messages[i]))
+    await _create_senders(conn, messages, [i for i in picked if i not in rows], rows, long_way)
     opened = await _open_conversations(conn, messages, [i for i in picked if _sender(messages[i]) not in long_way], rows)
     results: dict[int, IngestResult] = {}
     to_insert: list[int] = []
@@ -187,3 +187,64 @@ async def _open_conversations(
         if r["message_id"] is None and r["open_id"] is None:
             r["open_id"] = by_identity[r["identity_id"]]
     return {r["id"]: True for r in created}
+
+
+async def create_clients(conn: asyncpg.Connection, firsts: Sequence[InboundMessage]) -> list[int]:
+    """A new client card for the sender of each message, with where they first came from; ids in order."""
+    ids = await conn.fetch(
+        "INSERT INTO clients (name, email, phone, first_touch)"
+        " SELECT k.name, k.email, k.phone, jsonb_build_object('channel_id', k.channel_id,"
+        " 'channel', (SELECT kind FROM channels WHERE id = k.channel_id), 'at', now()) || k.sources::jsonb"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY"
+        " AS k(name, email, phone, channel_id, sources, n) ORDER BY k.n RETURNING id",
+        [m.sender.display_name or m.sender.username or m.sender.email or m.sender.external_id for m in firsts],
+        [m.sender.email for m in firsts],
+        [m.sender.phone for m in firsts],
+        [m.channel_id for m in firsts],
+        [json.dumps(first_touch.sources(m.raw)) for m in firsts],
+    )
+    return sorted(r["id"] for r in ids)  # taken from the sequence in the insert's order
+
+
+async def _create_senders(
+    conn: asyncpg.Connection,
+    messages: Sequence[InboundMessage],
+    unknown: list[int],
+    rows: dict[int, dict[str, Any]],
+    long_way: set[SenderKey],
+) -> None:
+    """Client and identity for each first-time sender (rows of their messages filled in).
+
+    A sender someone else created meanwhile is left to the per-message path.
+    """
+    first: dict[SenderKey, int] = {}
+    for i in unknown:
+        first.setdefault(_sender(messages[i]), i)
+    if not first:
+        return
+    keys = sorted(first)
+    client_ids = await create_clients(conn, [messages[first[k]] for k in keys])
+    created = await conn.fetch(
+        "INSERT INTO identities (channel_id, external_id, client_id, display_name, username)"
+        " SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
+        " AS k(channel_id, external_id, client_id, display_name, username) ORDER BY k.channel_id, k.external_id"
+        " ON CONFLICT (channel_id, external_id) DO NOTHING RETURNING id, channel_id, external_id, client_id",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        client_ids,
+        [messages[first[k]].sender.display_name for k in keys],
+        [messages[first[k]].sender.username for k in keys],
+    )
+    identities = {(r["channel_id"], r["external_id"]): r for r in created}
+    if len(identities) < len(keys):  # another transaction created some first: their cards, not ours
+        taken = [c for k, c in zip(keys, client_ids, strict=True) if k not in identities]
+        await conn.execute("DELETE FROM clients WHERE id = ANY($1::bigint[])", taken)
+    for i in unknown:
+        found = identities.get(_sender(messages[i]))
+        if found is None:
+            long_way.add(_sender(messages[i]))
+            continue
+        rows[i] = {
+            "identity_id": found["id"], "client_id": found["client_id"],
+            "message_id": None, "message_conversation_id": None, "open_id": None,
+        }

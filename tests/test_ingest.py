@@ -53,6 +53,7 @@ async def test_concurrent_messages_from_a_new_sender_share_one_conversation(pool
     await asyncio.gather(*(ingest(pool, msg(ch, f"m{i}", sender="burst")) for i in range(10)))
     assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
     assert await pool.fetchval("SELECT count(*) FROM identities") == 1
+    assert await pool.fetchval("SELECT count(*) FROM clients") == 1  # the cards of the batches that lost the race are gone
     assert await pool.fetchval("SELECT unread_count FROM conversations") == 10
 
 
@@ -291,3 +292,22 @@ async def test_a_known_sender_back_after_a_resolved_conversation_opens_one_new_c
     assert [e["type"] for e in events] == ["conversation.created", "message.created", "message.created"]
     assert events[0]["payload"]["conversation"]["status"] == "open"
     assert await pool.fetchval("SELECT unread_count FROM conversations WHERE id = $1", back[0].conversation_id) == 2
+
+
+async def test_first_time_senders_in_one_batch_get_a_card_each(pool: asyncpg.Pool) -> None:
+    ch = await loopback_channel(pool)
+    page = [
+        msg(ch, "1", sender="n1", text="hi", raw={"page": "https://shop.example/pricing"}),
+        msg(ch, "2", sender="n2", text="hello"),
+        msg(ch, "3", sender="n1", text="anyone?"),
+    ]
+    r1, r2, r3 = await ingest_many(pool, page)
+    assert r1.client_id == r3.client_id != r2.client_id
+    assert r1.conversation_id == r3.conversation_id != r2.conversation_id
+    card = await pool.fetchrow("SELECT name, first_touch FROM clients WHERE id = $1", r1.client_id)
+    assert card["name"] == "User n1"
+    assert card["first_touch"]["page"] == "https://shop.example/pricing" and card["first_touch"]["channel"] == "loopback"
+    assert await pool.fetchval("SELECT count(*) FROM clients") == 2
+    assert await pool.fetchval("SELECT count(*) FROM identities") == 2
+    types = [r["type"] for r in await pool.fetch("SELECT type FROM events WHERE conversation_id = $1 ORDER BY id", r1.conversation_id)]
+    assert types == ["conversation.created", "message.created", "message.created"]
