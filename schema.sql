@@ -446,3 +446,9 @@ ALTER TABLE sla_clocks ADD COLUMN paused_at timestamptz;
 -- pg_trgm ships with PostgreSQL (contrib) and is a trusted extension: the database owner may create it.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX clients_name_trgm_idx ON clients USING gin (name gin_trgm_ops);
+
+-- migration 8: messages by time, for reports
+-- Reports read one period of messages (volume per day and channel, agents' replies). created_at
+-- follows insertion order closely, so a BRIN index is a few pages, costs ingest next to nothing,
+-- and reads the period's pages instead of the whole table (see web/api_reports.py).
+CREATE INDEX messages_created_brin ON messages USING brin (created_at);
