@@ -210,8 +210,18 @@ async def test_paste_oversize_and_note_mode_keep_what_was_typed(browser: Browser
     await page.set_input_files("#reply-files", [payload("scan.tiff", "image/tiff", b"0" * (LIMIT + 1))])
     await expect(chip_names(page)).to_have_text(["scan.tiff"])
     await expect(page.locator("#reply-chips .file-chip-ext")).to_have_text(["TIFF"])  # no preview a browser can't draw
+    # A slow uplink (100 KB/s, DevTools network emulation): the send button counts the upload up.
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 100_000,
+    })
     await page.press("#reply", "Enter")
+    await expect(page.locator("#send")).to_have_text(re.compile(r"^Uploading… [1-9]\d?%$"))
     await expect(error).to_contain_text(f"scan.tiff is over the {LIMIT} byte attachment limit")
+    await cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1,
+    })
+    await expect(page.locator("#send")).to_have_text("Send")
     await expect(page.locator("#reply")).to_have_value(typed)
     await expect(chip_names(page)).to_have_text(["scan.tiff"])
     assert await s.hub.pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'out'") == 0

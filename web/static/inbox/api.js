@@ -15,9 +15,7 @@ export function setUnauthorizedHandler(fn) {
 
 export async function request(method, path, body) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body instanceof FormData) {
-    init.body = body; // the browser sets multipart/form-data with its boundary
-  } else if (body !== undefined) {
+  if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -28,11 +26,40 @@ export async function request(method, path, body) {
     throw new ApiError(0, err.message || "network error");
   }
   const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-  if (!resp.ok) {
-    if (resp.status === 401 && path !== "/auth/login") onUnauthorized();
-    throw new ApiError(resp.status, (data && data.error) || `${resp.status} ${resp.statusText}`);
-  }
-  return data;
+  return answer(resp.status, resp.statusText, data, path);
+}
+
+function answer(status, statusText, data, path) {
+  if (status >= 200 && status < 300) return data;
+  if (status === 401 && path !== "/auth/login") onUnauthorized();
+  throw new ApiError(status, (data && data.error) || `${status} ${statusText}`);
+}
+
+// A multipart POST that reports its progress (fetch reports none): onProgress(0..1).
+export function upload(path, form, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1${path}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) onProgress(e.loaded / e.total);
+    };
+    xhr.onerror = () => reject(new ApiError(0, "network error"));
+    xhr.onload = () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
+      }
+      try {
+        resolve(answer(xhr.status, xhr.statusText, data, path));
+      } catch (err) {
+        reject(err);
+      }
+    };
+    xhr.send(form); // the browser sets multipart/form-data with its boundary
+  });
 }
 
 export function query(params) {
@@ -68,12 +95,12 @@ export const api = {
   // Newest first; next_cursor pages back to older messages.
   messagesBack: (id, cursor, limit = 100) =>
     request("GET", `/conversations/${id}/messages${query({ order: "desc", limit, cursor })}`),
-  reply: (id, text, files = []) => {
+  reply: (id, text, files = [], onProgress = undefined) => {
     if (!files.length) return request("POST", `/conversations/${id}/messages`, { text });
     const form = new FormData();
     form.append("text", text);
     for (const f of files) form.append("file", f, f.name);
-    return request("POST", `/conversations/${id}/messages`, form);
+    return upload(`/conversations/${id}/messages`, form, onProgress);
   },
   replyLimits: () => request("GET", "/reply-limits"),
   note: (id, text) => request("POST", `/conversations/${id}/notes`, { text }),

@@ -21,6 +21,7 @@ const cs = {
   limits: null,
   lastTypingSent: 0,
   nextKey: 1,
+  progress: null, // 0..1 while files upload
 };
 
 // Builds the form; `dropZone` (the thread) also accepts dropped files.
@@ -193,8 +194,7 @@ export function renderComposer() {
   if (!els) return;
   els.noteBtn.textContent = t("reply.note");
   els.noteBtn.setAttribute("aria-pressed", String(cs.noteMode));
-  els.sendBtn.textContent = cs.sending && draftFiles().length ? t("attach.uploading")
-    : cs.noteMode ? t("reply.add_note") : t("reply.send");
+  renderSendLabel();
   els.input.placeholder = cs.noteMode ? t("reply.note_placeholder") : t("reply.placeholder");
   els.form.classList.toggle("note-mode", cs.noteMode);
   els.via.textContent = cs.conv && !cs.noteMode ? t("reply.via", { channel: channelName(cs.conv) }) : "";
@@ -204,6 +204,11 @@ export function renderComposer() {
   els.clipBtn.setAttribute("aria-label", blocked || t("attach.add"));
   els.dropZone.dataset.dropLabel = t("attach.drop");
   renderChips();
+}
+
+function renderSendLabel() {
+  els.sendBtn.textContent = cs.sending && cs.progress !== null ? t("attach.uploading", { pct: Math.round(cs.progress * 100) })
+    : cs.noteMode ? t("reply.add_note") : t("reply.send");
 }
 
 function draftFiles() {
@@ -255,11 +260,15 @@ async function send() {
   els.input.value = "";
   d.text = "";
   cs.lastTypingSent = 0;
+  cs.progress = files.length ? 0 : null;
   renderComposer();
   try {
     if (cs.noteMode) cb.onNote(await api.note(convId, text));
     else {
-      cb.onMessage(await api.reply(convId, text, files.map((f) => f.file)));
+      cb.onMessage(await api.reply(convId, text, files.map((f) => f.file), (p) => {
+        cs.progress = p;
+        renderSendLabel();
+      }));
       for (const f of files) if (f.url) URL.revokeObjectURL(f.url);
       d.files = d.files.filter((f) => !files.includes(f));
     }
@@ -272,6 +281,7 @@ async function send() {
     }
   } finally {
     cs.sending = false;
+    cs.progress = null;
     els.sendBtn.disabled = false;
     renderComposer();
   }
