@@ -296,3 +296,134 @@ async def test_reply_limits_name_the_hubs_attachment_cap(hub: RunningHub, api: h
     assert limits == {"max_file_bytes": hub.hub.blobs.max_size, "max_files": 10, "max_text_chars": 100_000}
     async with httpx.AsyncClient(base_url=hub.base_url) as stranger:
         assert (await stranger.get("/api/v1/reply-limits")).status_code == 401
+
+
+async def _more_conversations(pool: asyncpg.Pool, like: int, n: int) -> list[int]:
+    """`n` more conversations of the same client, identity and channel as conversation `like`."""
+    rows = await pool.fetch(
+        "INSERT INTO conversations (client_id, channel_id, identity_id, status)"
+        " SELECT client_id, channel_id, identity_id, 'resolved' FROM conversations, generate_series(1, $2)"
+        " WHERE id = $1 RETURNING id",
+        like,
+        n,
+    )
+    return [r["id"] for r in rows]
+
+
+async def test_the_card_holds_the_newest_conversations_and_pages_on(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ids = await seed(hub.pool)
+    more = await _more_conversations(hub.pool, ids["conv_ru"], 52)
+    every = sorted([ids["conv_ru"], *more], reverse=True)  # 53, newest (highest id) first
+    card = check(await api.get(f"/api/v1/clients/{ids['client_ru']}"), "GET", "/api/v1/clients/{id}")
+    assert [c["id"] for c in card["conversations"]] == every[:50]
+    assert card["conversations_total"] == 53 and card["conversations_next_cursor"]
+    path = f"/api/v1/clients/{ids['client_ru']}/conversations"
+    rest = check(
+        await api.get(path, params={"cursor": card["conversations_next_cursor"]}),
+        "GET", "/api/v1/clients/{id}/conversations",
+    )
+    assert ([c["id"] for c in rest["items"]], rest["next_cursor"]) == (every[50:], None)
+    assert rest["items"][-1]["last_message"]["text"] == "Где мой заказ номер 42?"  # decorated like the list
+    walked: list[int] = []
+    cursor = None
+    while True:
+        r = (await api.get(path, params={"limit": 7, **({"cursor": cursor} if cursor else {})})).json()
+        walked += [c["id"] for c in r["items"]]
+        if not (cursor := r["next_cursor"]):
+            break
+    assert walked == every
+    small = (await api.get(f"/api/v1/clients/{ids['client_en']}")).json()
+    assert (small["conversations_total"], small["conversations_next_cursor"]) == (1, None)
+    # a merged-away card's conversations are the survivor's
+    await api.post(f"/api/v1/clients/{ids['client_en']}/merge", json={"other_id": ids["client_ru"]})
+    merged = (await api.get(path, params={"limit": 500})).json()["items"]
+    assert sorted(c["id"] for c in merged) == sorted([*every, ids["conv_en"]])
+    assert (await api.get(path, params={"cursor": "garbage"})).status_code == 400
+    assert (await api.get("/api/v1/clients/999999/conversations")).status_code == 404
+
+
+async def test_pages_never_skip_or_repeat_conversations_with_the_same_activity_time(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    ids = await seed(hub.pool)
+    more = await _more_conversations(hub.pool, ids["conv_ru"], 20)
+    await hub.pool.execute(
+        "UPDATE conversations SET last_activity_at = '2026-05-01T10:00:00.123456Z',"
+        " status = CASE WHEN id % 2 = 0 THEN 'open' ELSE 'pending' END WHERE id = ANY($1::bigint[])",
+        more,
+    )
+    tied = sorted(more, reverse=True)
+    newer = [ids["conv_en"], ids["conv_ru"]]  # open, with activity now: before the tie
+    for params, expected in (
+        ({}, sorted(newer, reverse=True) + tied),
+        ({"status": "open"}, sorted(newer, reverse=True) + [i for i in tied if i % 2 == 0]),
+        ({"channel": str(ids["tg"])}, [ids["conv_ru"], *tied]),
+        ({"channel": "loopback", "status": "pending"}, [i for i in tied if i % 2 == 1]),
+    ):
+        for limit in (1, 3, 50):
+            walked: list[int] = []
+            cursor = None
+            while True:
+                r = check(
+                    await api.get("/api/v1/conversations", params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})}),
+                    "GET", "/api/v1/conversations",
+                )
+                walked += [c["id"] for c in r["items"]]
+                if not (cursor := r["next_cursor"]):
+                    break
+            assert walked == expected, (params, limit)
+
+
+@pytest.mark.parametrize(
+    "walk, common, cap",
+    [(300, 8, 20_000), (3, 2, 20_000), (3, 100, 20_000), (3, 100, 1)],
+    ids=["defaults", "walks-on", "index-lists", "index-over-cap-walks-on"],
+)
+async def test_text_filter_finds_the_same_pages_whichever_way_it_looks(
+    hub: RunningHub, monkeypatch: pytest.MonkeyPatch, walk: int, common: int, cap: int
+) -> None:
+    from inbox import conversations as convs
+
+    ids = await seed(hub.pool)
+    more = await _more_conversations(hub.pool, ids["conv_en"], 40)
+    await hub.pool.execute(
+        "INSERT INTO messages (conversation_id, channel_id, external_id, direction, text, status, created_at)"
+        " SELECT c, $2, 'w-' || c, 'in', CASE WHEN c % 3 = 0 THEN 'which warranty applies' WHEN c % 7 = 0"
+        "   THEN 'a rare unicorn' ELSE 'hello ' || c END, 'received', now()"
+        " FROM unnest($1::bigint[]) c",
+        more, ids["mail"],
+    )
+    await hub.pool.execute(
+        "UPDATE conversations SET last_activity_at = now() - (id % 11) * interval '1 minute',"
+        " status = CASE WHEN id % 2 = 0 THEN 'open' ELSE 'pending' END WHERE id = ANY($1::bigint[])",
+        more,
+    )
+    named = await hub.pool.fetchval(  # a client whose name matches, with no message that does
+        "WITH cl AS (INSERT INTO clients (name) VALUES ('Ann Warrantyson') RETURNING id)"
+        " INSERT INTO conversations (client_id, channel_id, identity_id) SELECT cl.id, channel_id, identity_id"
+        " FROM cl, conversations WHERE conversations.id = $1 RETURNING id",
+        ids["conv_en"],
+    )
+    monkeypatch.setattr(convs, "WALK", walk)
+    monkeypatch.setattr(convs, "COMMON", common)
+    monkeypatch.setattr(convs, "INDEX_CAP", cap)
+    for q, status in (("warranty", None), ("warranty", "open"), ("unicorn", None), ("unicorn", "pending"),
+                      ("Warrantyson", None), ("zeppelin", None), ("заказ", None), ("Jane", "open")):
+        truth = [r["id"] for r in await hub.pool.fetch(
+            "SELECT c.id FROM conversations c JOIN clients cl ON cl.id = c.client_id"
+            " WHERE ($2::text IS NULL OR c.status = $2) AND (cl.name ILIKE '%' || $1 || '%' OR c.id IN (SELECT"
+            "  conversation_id FROM messages WHERE search @@ (websearch_to_tsquery('english', $1)"
+            "  || websearch_to_tsquery('russian', $1))))"
+            " ORDER BY c.last_activity_at DESC, c.id DESC",
+            q, status,
+        )]
+        walked: list[int] = []
+        cursor = None
+        while True:
+            items, cursor = await convs.list_conversations(hub.pool, q=q, status=status, limit=4, cursor=cursor)
+            walked += [c["id"] for c in items]
+            if not cursor:
+                break
+        assert walked == truth, (q, status)
+        assert truth or q == "zeppelin"
+    assert named in [c["id"] for c in (await convs.list_conversations(hub.pool, q="warrantyson"))[0]]
