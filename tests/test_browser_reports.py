@@ -136,6 +136,7 @@ async def test_manager_sees_who_answered_late_and_exports_it(browser: Browser, o
     async with page.expect_download() as info:
         await link.click()
     download = await info.value
+    assert download.suggested_filename.startswith("omnihub-agents-") and download.suggested_filename.endswith(".csv")
     path = await download.path()
     text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))

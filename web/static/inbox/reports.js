@@ -199,8 +199,10 @@ function renderSection(name) {
   if (!box) return;
   const s = view[name];
   const link = box.querySelector(".rep-csv");
-  if (params()) {
+  const range = periodRange(view.period, view.fromDay, view.toDay);
+  if (range) {
     link.href = url(name, "csv");
+    link.download = `omnihub-${name}-${isoDay(range[0])}-${isoDay(addDays(range[1], -1))}.csv`;
     link.hidden = false;
   } else {
     link.hidden = true;
