@@ -452,3 +452,6 @@ CREATE INDEX clients_name_trgm_idx ON clients USING gin (name gin_trgm_ops);
 -- follows insertion order closely, so a BRIN index is a few pages, costs ingest next to nothing,
 -- and reads the period's pages instead of the whole table (see web/api_reports.py).
 CREATE INDEX messages_created_brin ON messages USING brin (created_at);
+
+-- migration 8: messages newest first (history search walks them in time order, checking each, when a word is common)
+CREATE INDEX messages_created_idx ON messages (created_at, id);
