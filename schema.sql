@@ -453,5 +453,5 @@ CREATE INDEX clients_name_trgm_idx ON clients USING gin (name gin_trgm_ops);
 -- and reads the period's pages instead of the whole table (see web/api_reports.py).
 CREATE INDEX messages_created_brin ON messages USING brin (created_at);
 
--- migration 8: messages newest first (history search walks them in time order, checking each, when a word is common)
+-- migration 9: messages newest first (history search walks them in time order, checking each, when a word is common)
 CREATE INDEX messages_created_idx ON messages (created_at, id);
