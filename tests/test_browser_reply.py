@@ -367,17 +367,27 @@ async def test_a_long_thread_opens_at_its_end_and_loads_earlier_pages(browser: B
             sender=Sender("max@example.com", "Max Long", email="max@example.com"), text=f"message number {i}",
             thread_refs=(f"<long{i - 1}@example.com>",) if i else (),
         ))
+    # A note written back at message 5: it belongs to the earlier page, not above message 30.
+    await s.hub.pool.execute(
+        "INSERT INTO notes (conversation_id, client_id, author_agent_id, text, created_at)"
+        " SELECT conversation_id, c.client_id, $1, 'Called him about the order', m.created_at + interval '1 ms'"
+        " FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.text = 'message number 5'",
+        s.agent["id"],
+    )
     agent = await open_inbox(browser, s)
     page = agent.page
     await open_conversation(page, "message number 129")
     msgs = page.locator("#messages .msg")
     await expect(msgs).to_have_count(100)
     await expect(msgs.first).to_contain_text("message number 30")
+    await expect(page.locator("#messages .note")).to_have_count(0)
     reading = page.locator("#messages .msg", has_text="message number 30")
     await page.click("#load-earlier")
     await expect(msgs).to_have_count(130)
     await expect(msgs.first).to_contain_text("message number 0")
     await expect(page.locator("#load-earlier")).to_have_count(0)
+    order = await page.locator("#messages .msg-text").all_inner_texts()
+    assert order.index("Called him about the order") == order.index("message number 5") + 1
     await expect(reading).to_be_in_viewport()  # the page grew above what the agent was reading
     await agent.assert_nothing_ran()
 
