@@ -24,7 +24,7 @@ from inbox.reply import send_reply
 from inbox.views import fetch_conversation
 from routing.business_hours import DAYS, AlwaysOpen, BadSchedule, add_outside, business_hours
 from routing.policies import Policy, create_hours, create_policy, pick
-from routing.sla import escalate_breaches, update_clocks
+from routing.sla import Stretch, clock_state, escalate_breaches, update_clocks
 from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
 from tests.test_api import check
 
@@ -387,6 +387,24 @@ def test_a_pause_moves_the_due_time_by_the_business_time_it_held() -> None:
     monday = [(at(msk, 2026, 11, 30, 9, 15), at(msk, 2026, 11, 30, 9, 45)), (at(msk, 2026, 11, 30, 10, 0), None)]
     assert policy.due("first_response", friday_5pm, monday[:1]) == at(msk, 2026, 11, 30, 10, 30)
     assert policy.due("first_response", friday_5pm, monday) == at(msk, 2026, 11, 30, 10, 30)  # paused at 10:00
+
+
+def test_what_stops_a_clock_and_what_only_pauses_it() -> None:
+    t0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    m = dt.timedelta(minutes=1)
+    pending = Stretch("pending", t0 + 5 * m, None)
+    # Waiting on the customer: paused where the stretch began.
+    assert clock_state(t0, None, [pending]) == ([(t0 + 5 * m, None)], t0 + 5 * m, t0 + 5 * m)
+    # Resolved: stopped there, nothing to resume.
+    assert clock_state(t0, None, [Stretch("resolved", t0 + 7 * m, None)])[1:] == (t0 + 7 * m, None)
+    # Answered while pending: the pause ends at the answer, which stops the clock for good.
+    assert clock_state(t0, t0 + 9 * m, [pending]) == ([(t0 + 5 * m, t0 + 9 * m)], t0 + 9 * m, None)
+    # A pause after the answer doesn't count; a closed one before it does.
+    snoozed = Stretch("snoozed", t0 + 1 * m, t0 + 2 * m)
+    later = Stretch("pending", t0 + 20 * m, None)
+    assert clock_state(t0, t0 + 9 * m, [snoozed, later]) == ([(t0 + m, t0 + 2 * m)], t0 + 9 * m, None)
+    # Open again after a snooze: running.
+    assert clock_state(t0, None, [snoozed]) == ([(t0 + m, t0 + 2 * m)], None, None)
 
 
 @st.composite
