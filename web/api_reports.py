@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -51,17 +52,20 @@ async def volume(request: Request) -> Response:
     """Inbound and outbound messages and conversations per day and channel; days in `tz` (default UTC)."""
     start, end = _period(request)
     tz = zone(request.query_params.get("tz") or "UTC").key
-    rows = await hub_of(request).pool.fetch(
-        "SELECT to_char(date_trunc('day', m.created_at AT TIME ZONE $3), 'YYYY-MM-DD') AS day, ch.name AS channel,"
-        " count(*) FILTER (WHERE m.direction = 'in') AS inbound,"
-        " count(*) FILTER (WHERE m.direction = 'out') AS outbound,"
-        " count(DISTINCT m.conversation_id) AS conversations"
-        " FROM messages m JOIN channels ch ON ch.id = m.channel_id"
-        " WHERE m.created_at >= $1 AND m.created_at < $2 GROUP BY 1, 2 ORDER BY 1, 2",
-        start,
-        end,
-        tz,
-    )
+    try:
+        rows = await hub_of(request).pool.fetch(
+            "SELECT to_char(date_trunc('day', m.created_at AT TIME ZONE $3), 'YYYY-MM-DD') AS day, ch.name AS channel,"
+            " count(*) FILTER (WHERE m.direction = 'in') AS inbound,"
+            " count(*) FILTER (WHERE m.direction = 'out') AS outbound,"
+            " count(DISTINCT m.conversation_id) AS conversations"
+            " FROM messages m JOIN channels ch ON ch.id = m.channel_id"
+            " WHERE m.created_at >= $1 AND m.created_at < $2 GROUP BY 1, 2 ORDER BY 1, 2",
+            start,
+            end,
+            tz,
+        )
+    except asyncpg.InvalidParameterValueError:  # a zone Python knows and this PostgreSQL's tz database doesn't
+        raise HTTPError(400, f"the database does not know the time zone {tz!r}") from None
     return _answer(request, ["day", "channel", "inbound", "outbound", "conversations"], [dict(r) for r in rows])
 
 
