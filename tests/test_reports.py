@@ -119,6 +119,21 @@ async def test_agents_volume_and_breaches_for_a_seeded_week(hub: RunningHub, api
     assert [(r["agent"], r["late_first_responses"], r["median_first_response_min"]) for r in lines] == [
         ("Anna Agent", "0", "5.0"), ("Boris Agent", "1", "13.5")]
 
+    # The rows behind the table: every first response of the period, and Boris's late one.
+    path = "/api/v1/reports/first-responses"
+    every = check(await mgr.get(f"{path}?{q}"), "GET", path)["items"]
+    assert [(r["client"], r["agent"], r["minutes"], r["late"]) for r in every] == [
+        ("Olga", "Anna Agent", 4.0, False), ("Petr", "Anna Agent", 6.0, False), ("Lena", "Boris Agent", 25.0, True),
+        ("Ivan", "Boris Agent", 2.0, False)]
+    late = check(await mgr.get(f"{path}?{q}&agent={w.boris['id']}&late=1"), "GET", path)["items"]
+    nine = w.day + dt.timedelta(hours=9)
+    assert [(r["conversation_id"], r["agent_id"], r["customer_at"], r["replied_at"], r["due_at"]) for r in late] == [
+        (w.late, w.boris["id"], (nine + 120 * MIN).isoformat(), (nine + 145 * MIN).isoformat(),
+         (nine + 130 * MIN).isoformat())]
+    late_csv = await mgr.get(f"{path}?{q}&late=1&format=csv")
+    assert [r["client"] for r in csv.DictReader(io.StringIO(late_csv.text))] == ["Lena"]
+    assert (await mgr.get(f"{path}?agent=boris")).status_code == 400
+
     # The week before: only the old conversation, 50 minutes, late; nobody breached then.
     before = f"from={(w.start - dt.timedelta(days=7)).isoformat()}&to={w.start.isoformat()}".replace("+", "%2B")
     earlier = check(await mgr.get(f"/api/v1/reports/agents?{before}"), "GET", "/api/v1/reports/agents")["items"]
@@ -140,10 +155,10 @@ async def test_agents_volume_and_breaches_for_a_seeded_week(hub: RunningHub, api
     breaches = check(await mgr.get(f"/api/v1/reports/sla-breaches?{q}"), "GET", "/api/v1/reports/sla-breaches")
     assert [(b["conversation_id"], b["client"], b["metric"], b["assignee"], b["policy"]) for b in breaches["items"]] == [
         (w.unanswered, "Vera", "first_response", "Boris Agent", "Ten minutes")]
-    nine = w.day + dt.timedelta(hours=9)
     assert breaches["items"][0]["due_at"] == (nine + 190 * MIN).isoformat()
 
-    for path in ("/api/v1/reports/agents", "/api/v1/reports/volume", "/api/v1/reports/sla-breaches"):
+    for path in ("/api/v1/reports/agents", "/api/v1/reports/volume", "/api/v1/reports/sla-breaches",
+                 "/api/v1/reports/first-responses"):
         bad = await mgr.get(f"{path}?from=2026-11-10&to=2026-11-09")
         assert bad.status_code == 400 and "later than" in bad.json()["error"]
     bad_tz = await mgr.get("/api/v1/reports/volume?tz=Mars/Olympus")

@@ -73,13 +73,13 @@ async def volume(request: Request) -> Response:
 # mail aside) and the first agent reply after it, as routing/sla.py counts them. Minutes are
 # wall-clock (what the customer waited); `late` is the SLA clock's verdict (business hours,
 # pauses), so it agrees with the breach list.
-_AGENTS = f"""
+_FIRSTS = f"""
 WITH replies AS (
     SELECT m.conversation_id, m.author_agent_id FROM messages m
     WHERE {BY_AGENT} AND m.created_at >= $1 AND m.created_at < $2
 ), firsts AS (
-    SELECT fr.author_agent_id, extract(epoch FROM fr.at - fi.at) / 60 AS minutes,
-           coalesce(fr.at > k.due_at, false) AS late
+    SELECT rc.conversation_id, fi.at AS customer_at, fr.at AS replied_at, fr.author_agent_id,
+           extract(epoch FROM fr.at - fi.at) / 60 AS minutes, k.due_at, coalesce(fr.at > k.due_at, false) AS late
     FROM (SELECT DISTINCT conversation_id FROM replies) rc
     CROSS JOIN LATERAL (
         SELECT min(m.created_at) AS at FROM messages m WHERE m.conversation_id = rc.conversation_id AND {BY_CUSTOMER}
@@ -93,6 +93,8 @@ WITH replies AS (
                           AND k.started_at = fi.at
     WHERE fr.at >= $1 AND fr.at < $2
 )
+"""
+_AGENTS = _FIRSTS + """
 SELECT a.id AS agent_id, a.name AS agent, coalesce(r.conversations, 0) AS conversations,
        coalesce(r.replies, 0) AS replies, coalesce(f.first_responses, 0) AS first_responses,
        round(f.median::numeric, 1) AS median_first_response_min, round(f.p90::numeric, 1) AS p90_first_response_min,
@@ -119,6 +121,37 @@ AGENT_COLUMNS = ["agent_id", "agent", "conversations", "replies", "first_respons
                  "p90_first_response_min", "late_first_responses", "sla_breaches"]
 
 
+_FIRST_RESPONSES = _FIRSTS + """
+SELECT f.conversation_id, cl.name AS client, f.author_agent_id AS agent_id, a.name AS agent, f.customer_at,
+       f.replied_at, round(f.minutes::numeric, 1) AS minutes, f.due_at, f.late
+FROM firsts f
+JOIN conversations c ON c.id = f.conversation_id
+JOIN clients cl ON cl.id = c.client_id
+JOIN agents a ON a.id = f.author_agent_id
+WHERE ($3::bigint IS NULL OR f.author_agent_id = $3) AND (NOT $4 OR f.late)
+ORDER BY f.replied_at, f.conversation_id
+"""
+FIRST_RESPONSE_COLUMNS = ["conversation_id", "client", "agent_id", "agent", "customer_at", "replied_at", "minutes",
+                          "due_at", "late"]
+
+
+@role("manager")
+async def first_responses(request: Request) -> Response:
+    """Each first response given in the period (the rows behind the agents report), `?agent=` `?late=1`."""
+    start, end = _period(request)
+    agent = request.query_params.get("agent") or None
+    if agent is not None and not agent.isdigit():
+        raise HTTPError(400, "agent must be an agent id")
+    late = request.query_params.get("late", "") in ("1", "true")
+    rows = await hub_of(request).pool.fetch(_FIRST_RESPONSES, start, end, int(agent) if agent else None, late)
+    items = [
+        {**dict(r), "minutes": float(r["minutes"]),
+         **{k: r[k].isoformat() if r[k] is not None else None for k in ("customer_at", "replied_at", "due_at")}}
+        for r in rows
+    ]
+    return _answer(request, FIRST_RESPONSE_COLUMNS, items)
+
+
 @role("manager")
 async def agents(request: Request) -> Response:
     """Per agent: conversations replied in, replies, first responses (median, p90, late), SLA breaches."""
@@ -133,4 +166,5 @@ async def agents(request: Request) -> Response:
 routes = [
     Route("/api/v1/reports/volume", volume),
     Route("/api/v1/reports/agents", agents),
+    Route("/api/v1/reports/first-responses", first_responses),
 ]

@@ -142,6 +142,14 @@ _REPORT_ROWS: dict[str, JSON] = {
         "late_first_responses": {**_INT, "description": "first responses after the SLA first-response due time"},
         "sla_breaches": {**_INT, "description": "breaches in the period while the conversation was theirs"},
     }),
+    "FirstResponseReport": _obj({
+        "conversation_id": _INT, "client": _STR, "agent_id": _INT, "agent": _STR,
+        "customer_at": {**_TIME, "description": "the customer's first message"},
+        "replied_at": {**_TIME, "description": "the first agent reply after it"},
+        "minutes": {"type": "number", "description": "wall-clock, from the message to the reply"},
+        "due_at": {**_NTIME, "description": "the SLA first-response due time; null: no policy covered it"},
+        "late": {"type": "boolean"},
+    }),
     "SlaBreachReport": _obj({
         "id": _INT, "conversation_id": _INT, "client": _STR,
         "metric": {"enum": ["first_response", "next_response", "resolution"]},
@@ -251,6 +259,13 @@ PATHS: JSON = {
         parameters=[{"name": "from", "in": "query", "schema": _STR}, {"name": "to", "in": "query", "schema": _STR},
                     {"name": "tz", "in": "query", "schema": _STR,
                      "description": "IANA time zone the days are counted in (default UTC)"},
+                    {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
+    "/api/v1/reports/first-responses": {"get": _op(
+        "Each first response given in the period (the rows behind the agents report)", "manager",
+        {"200": _json(_ref("FirstResponseReport"))},
+        parameters=[{"name": "from", "in": "query", "schema": _STR}, {"name": "to", "in": "query", "schema": _STR},
+                    {"name": "agent", "in": "query", "schema": _INT, "description": "only this agent's"},
+                    {"name": "late", "in": "query", "schema": {"enum": ["1", "true"]}, "description": "only late ones"},
                     {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])},
     "/api/v1/reports/agents": {"get": _op(
         "Per agent: conversations, replies, first-response times, late first responses, SLA breaches", "manager",
