@@ -14,7 +14,9 @@ Baseline, same run, same pool and concurrency: the plainest asyncpg loop, one
 conversation distribution). Also measured in the same rounds: the same INSERTs
 through the same group commit as ingest (`insert-grouped`: what batching alone
 buys the plain loop), and ingest with one transaction per message
-(`ingest-alone`: the path before group commit). Rounds alternate the variants
+(`ingest-alone`: the path before group commit), and ingest storing its events
+without `pg_notify` (`ingest-no-notify`: the most that moving the NOTIFY out of
+the transaction could buy; not a correct system, a measuring stick). Rounds alternate the variants
 and the medians are reported, so load from other processes hits all alike.
 """
 
@@ -23,10 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
+from unittest import mock
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -35,7 +39,7 @@ from bench.common import ADMIN_URL, JSONDict, loadavg, machine, median, scratch_
 from bench.dbwait import WaitSampler
 from bench.seed import seed
 from bench.workload import Who, messages, senders
-from hub import db, group_commit
+from hub import db, events, group_commit
 from hub.group_commit import GroupCommit
 from hub.types import InboundMessage
 from inbox import ingest as ingest_module
@@ -81,7 +85,12 @@ async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[InboundMessage
     return [None] * len(items)
 
 
-VARIANTS = ("insert", "insert-grouped", "ingest-alone", "ingest")
+VARIANTS = ("insert", "insert-grouped", "ingest-alone", "ingest", "ingest-no-notify")
+
+
+def events_without_notify() -> contextlib.AbstractContextManager[object]:
+    """Ingest storing its events without pg_notify: the most a NOTIFY moved out of the transaction could buy."""
+    return mock.patch.object(ingest_module, "publish_many", functools.partial(events.publish_many, notify=False))
 
 
 def workers(pool: asyncpg.Pool) -> dict[str, Callable[[tuple[InboundMessage, Who]], Awaitable[object]]]:
@@ -93,6 +102,7 @@ def workers(pool: asyncpg.Pool) -> dict[str, Callable[[tuple[InboundMessage, Who
         "insert-grouped": lambda mw: grouped.submit((mw,)),
         "ingest-alone": lambda mw: ingest_alone(pool, mw[0]),
         "ingest": lambda mw: ingest(pool, mw[0]),
+        "ingest-no-notify": lambda mw: ingest(pool, mw[0]),
     }
 
 
@@ -113,14 +123,20 @@ async def run(args: argparse.Namespace) -> JSONDict:
             rounds: list[JSONDict] = []
             sampler = WaitSampler(ADMIN_URL, urlsplit(url).path.lstrip("/"))
             for v in variants:  # warm-up: fills caches and the pool on every path
+                if v == "ingest-no-notify":
+                    continue
                 await drive(messages(who, 1000, tag=f"warm-{v}", rng=rng), work[v], args.concurrency, 30)
             for r in range(args.rounds):
                 row: JSONDict = {"round": r + 1}
                 for v in variants if r % 2 == 0 else variants[::-1]:
                     batch = messages(who, args.per_round * (3 if v.startswith("insert") else 1), tag=f"{v}{r}", rng=rng)
                     before = (group_commit.totals.transactions, group_commit.totals.items)
+                    quiet: contextlib.AbstractContextManager[object] = (
+                        events_without_notify() if v == "ingest-no-notify" else contextlib.nullcontext()
+                    )
                     async with sampler.running() if v == "ingest" else contextlib.nullcontext():
-                        n, secs = await drive(batch, work[v], args.concurrency, args.seconds)
+                        with quiet:
+                            n, secs = await drive(batch, work[v], args.concurrency, args.seconds)
                     row[v] = round(n / secs)
                     txs = group_commit.totals.transactions - before[0]
                     if txs:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -63,8 +63,11 @@ class GroupCommit(Generic[T, R]):
         max_items: int = 64,
         max_transactions: int = 4,
         on_idle: Callable[[], None] | None = None,
+        key: Callable[[T], Hashable] | None = None,
     ) -> None:
         self.pool = pool
+        self._key = key
+        self._in_flight: Counter[Hashable] = Counter()  # keys of the items in transactions now
         self._together = together
         self._max_items = max_items
         self._max_transactions = max_transactions
@@ -95,6 +98,9 @@ class GroupCommit(Generic[T, R]):
                     await self._commit(batch)
                 finally:
                     self._busy -= 1
+                    for submission in batch:
+                        self._in_flight.subtract(self._keys(submission))
+                    self._in_flight = +self._in_flight  # drop the zeros
         finally:
             self._running -= 1
             if self._running == 0 and not self._queue and self._on_idle is not None:
@@ -107,13 +113,32 @@ class GroupCommit(Generic[T, R]):
         limit = min(self._max_items, -(-queued // max(1, self._max_transactions - self._busy)))
         batch: list[_Submission[T, R]] = []
         size = 0
-        while self._queue and (not batch or size + len(self._queue[0].items) <= limit):
+        # An item whose key (the sender) is in a transaction now would only wait
+        # for that one's row lock, holding up its whole batch: it waits here,
+        # with every later item of the same key, and goes in a later batch.
+        held: set[Hashable] = set(self._in_flight)
+        waiting: deque[_Submission[T, R]] = deque()
+        while self._queue and size < limit:
             submission = self._queue.popleft()
             if submission.done.done():
                 continue  # its caller gave up (cancelled) before its turn
+            keys = self._keys(submission)
+            if keys & held:
+                held |= keys
+                waiting.append(submission)
+                continue
+            if batch and size + len(submission.items) > limit:
+                self._queue.appendleft(submission)
+                break
             batch.append(submission)
             size += len(submission.items)
+        self._queue.extendleft(reversed(waiting))
+        for submission in batch:
+            self._in_flight.update(self._keys(submission))
         return batch
+
+    def _keys(self, submission: _Submission[T, R]) -> set[Hashable]:
+        return {self._key(item) for item in submission.items} if self._key else set()
 
     async def _commit(self, batch: list[_Submission[T, R]]) -> None:
         try:

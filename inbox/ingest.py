@@ -60,7 +60,8 @@ def _committer(pool: asyncpg.Pool) -> GroupCommit[InboundMessage, IngestResult]:
                 del _committers[key]
 
         committer = _committers[key] = GroupCommit(
-            pool, ingest_together, max_items=MAX_BATCH, max_transactions=MAX_TRANSACTIONS, on_idle=forget
+            pool, ingest_together, max_items=MAX_BATCH, max_transactions=MAX_TRANSACTIONS, on_idle=forget,
+            key=lambda m: (m.channel_id, m.sender.external_id),
         )
     return committer
 

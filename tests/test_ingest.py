@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
-from hub import group_commit
+from hub import db, group_commit
 from hub.blobs import PgBlobStore
 from hub.channels import add_channel
 from hub.db import _init_connection
@@ -48,9 +48,10 @@ async def test_concurrent_duplicates_store_one(pool: asyncpg.Pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
 
 
-async def test_concurrent_messages_from_a_new_sender_share_one_conversation(pool: asyncpg.Pool) -> None:
+async def test_concurrent_messages_from_a_new_sender_share_one_conversation(pool: asyncpg.Pool, database_url: str) -> None:
     ch = await loopback_channel(pool)
-    await asyncio.gather(*(ingest(pool, msg(ch, f"m{i}", sender="burst")) for i in range(10)))
+    async with db.open_pool(database_url, min_size=1, max_size=4) as elsewhere:  # as another hub process would
+        await asyncio.gather(*(ingest((pool, elsewhere)[i % 2], msg(ch, f"m{i}", sender="burst")) for i in range(10)))
     assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
     assert await pool.fetchval("SELECT count(*) FROM identities") == 1
     assert await pool.fetchval("SELECT count(*) FROM clients") == 1  # the cards of the batches that lost the race are gone
@@ -311,3 +312,12 @@ async def test_first_time_senders_in_one_batch_get_a_card_each(pool: asyncpg.Poo
     assert await pool.fetchval("SELECT count(*) FROM identities") == 2
     types = [r["type"] for r in await pool.fetch("SELECT type FROM events WHERE conversation_id = $1 ORDER BY id", r1.conversation_id)]
     assert types == ["conversation.created", "message.created", "message.created"]
+
+
+async def test_concurrent_messages_of_one_sender_are_stored_in_the_order_they_came(pool: asyncpg.Pool) -> None:
+    """A sender with messages in a shared transaction waits for it, so its next ones cannot overtake them."""
+    ch = await loopback_channel(pool)
+    results = await asyncio.gather(*(ingest(pool, msg(ch, f"m{i}", sender=("s", f"o{i}")[i % 2])) for i in range(40)))
+    own = [r.message_id for i, r in enumerate(results) if i % 2 == 0]
+    assert own == sorted(own)
+    assert len({r.conversation_id for i, r in enumerate(results) if i % 2 == 0}) == 1
