@@ -5,6 +5,9 @@ with the next offset as its cursor, so the offset commits in the same
 transaction as the message (aiogram's `start_polling` keeps it in memory only).
 Updates are fetched as plain JSON and validated one by one, so one update that
 does not parse is kept raw instead of failing its whole batch.
+
+What a message means: connectors/telegram_update.py; the Bot API calls (files,
+replies, error kinds): connectors/telegram_api.py.
 """
 
 from __future__ import annotations
