@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -127,6 +128,14 @@ async def test_manager_sees_who_answered_late_and_exports_it(browser: Browser, o
     await expect(page.locator("#rep-volume-total")).to_contain_text("In total: 6 in, 5 out.")
     await expect(page.locator("#rep-breaches-table tbody tr")).to_have_count(1)
     await expect(page.locator("#rep-breaches-table .rep-open")).to_have_text("Vera")
+    # Which ones? Boris's late count opens the list of his late first responses.
+    await page.click(f"#rep-agents-table tr[data-agent='{w.boris['id']}'] .rep-late-btn")
+    await expect(page.locator("#rep-late h4")).to_have_text("Late first responses — Boris Agent")
+    await expect(page.locator("#rep-late-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#rep-late-table tbody td")).to_have_text(
+        ["Lena", re.compile(r"\S"), re.compile(r"\S"), "25 min", re.compile(r"\S")])
+    late_href = await page.locator("#rep-late .rep-late-csv").get_attribute("href")
+    assert late_href is not None and f"agent={w.boris['id']}" in late_href and "late=1" in late_href
     await shot(page, "reports-desktop.png")
 
     # The CSV link downloads the same table.

@@ -223,6 +223,11 @@ const STRINGS = {
     "rep.col.assignee": "Assignee",
     "rep.col.due_at": "Was due",
     "rep.col.policy": "Policy",
+    "rep.late_show": "Which first responses of {agent} were late",
+    "rep.late_title": "Late first responses — {agent}",
+    "rep.col.customer_at": "Customer wrote",
+    "rep.col.replied_at": "Replied",
+    "rep.col.waited": "Waited",
   },
   ru: {
     "app.title": "omnihub — входящие",
@@ -446,6 +451,11 @@ const STRINGS = {
     "rep.col.assignee": "Ответственный",
     "rep.col.due_at": "Срок истёк",
     "rep.col.policy": "Правило",
+    "rep.late_show": "Какие первые ответы {agent} опоздали",
+    "rep.late_title": "Первые ответы с опозданием — {agent}",
+    "rep.col.customer_at": "Клиент написал",
+    "rep.col.replied_at": "Ответ",
+    "rep.col.waited": "Ждал",
   },
 };
 

@@ -12,6 +12,7 @@ const PERIODS = ["today", "yesterday", "last7", "last_week", "last30", "custom"]
 const view = {
   open: false, period: "last7", fromDay: "", toDay: "", token: 0,
   agents: null, volume: null, breaches: null, // { loading, error, items }
+  late: null, // one agent's late first responses: { agentId, agent, loading, error, items }
 };
 let els = null;
 let cb = {};
@@ -105,6 +106,7 @@ async function load() {
   const p = params();
   const token = ++view.token;
   for (const name of Object.keys(SECTIONS)) view[name] = p ? { loading: true, error: "", items: [] } : null;
+  view.late = null;
   render();
   if (!p) return;
   await Promise.all(Object.keys(SECTIONS).map(async (name) => {
@@ -211,7 +213,7 @@ function renderSection(name) {
   if (!s) return clear(body, h("div", { class: "empty muted" }, t("rep.custom_hint")));
   if (s.loading) return clear(body, h("div", { class: "empty muted rep-loading" }, t("list.loading")));
   if (s.error) return clear(body, h("div", { class: "empty error" }, t("error.generic", { error: s.error })));
-  if (name === "agents") return clear(body, agentsTable(s.items));
+  if (name === "agents") return clear(body, agentsTable(s.items), lateList());
   if (name === "volume") return clear(body, volumeTable(s.items));
   return clear(body, breachesTable(s.items));
 }
@@ -234,7 +236,11 @@ function agentsTable(items) {
     [t("rep.col.p90"), num, t("rep.col.wall_clock")], [t("rep.col.conversations"), num], [t("rep.col.replies"), num],
   ], items.map((r) => h("tr", { dataset: { agent: String(r.agent_id) } },
     h("td", { class: "rep-agent" }, r.agent),
-    h("td", { class: `${num}${r.late_first_responses ? " rep-bad" : ""}`, dataset: { col: "late" } }, r.late_first_responses),
+    h("td", { class: `${num}${r.late_first_responses ? " rep-bad" : ""}`, dataset: { col: "late" } },
+      r.late_first_responses ? h("button", {
+        type: "button", class: "link-btn rep-late-btn", title: t("rep.late_show", { agent: r.agent }),
+        "aria-expanded": view.late?.agentId === r.agent_id ? "true" : "false", onclick: () => showLate(r),
+      }, r.late_first_responses) : r.late_first_responses),
     h("td", { class: `${num}${r.sla_breaches ? " rep-bad" : ""}`, dataset: { col: "breaches" } }, r.sla_breaches),
     h("td", { class: num, dataset: { col: "first_responses" } }, r.first_responses),
     h("td", { class: num, dataset: { col: "median" } }, minutes(r.median_first_response_min)),
@@ -277,6 +283,63 @@ function dayLabel(day) {
   return new Intl.DateTimeFormat(getLang() === "ru" ? "ru-RU" : "en-GB", { weekday: "short", day: "numeric", month: "short" }).format(d);
 }
 
+// "Which ones?": one agent's late first responses under the table, each opening its conversation.
+async function showLate(row) {
+  if (view.late?.agentId === row.agent_id) {
+    view.late = null;
+    return renderSection("agents");
+  }
+  const token = view.token;
+  view.late = { agentId: row.agent_id, agent: row.agent, loading: true, error: "", items: [] };
+  renderSection("agents");
+  let next;
+  try {
+    const body = await request("GET", `/reports/first-responses${query({ ...params(), agent: row.agent_id, late: 1 })}`);
+    next = { loading: false, error: "", items: body.items || [] };
+  } catch (err) {
+    next = { loading: false, error: err.message || String(err), items: [] };
+  }
+  if (token !== view.token || view.late?.agentId !== row.agent_id) return;
+  Object.assign(view.late, next);
+  renderSection("agents");
+}
+
+function lateList() {
+  const l = view.late;
+  if (!l) return null;
+  const csv = `/api/v1/reports/first-responses${query({ ...params(), agent: l.agentId, late: 1, format: "csv" })}`;
+  let body;
+  if (l.loading) body = h("div", { class: "empty muted" }, t("list.loading"));
+  else if (l.error) body = h("div", { class: "empty error" }, t("error.generic", { error: l.error }));
+  else {
+    body = table("rep-late-table", [
+      [t("rep.col.client")], [t("rep.col.customer_at")], [t("rep.col.replied_at")], [t("rep.col.waited"), "num"],
+      [t("rep.col.due_at")],
+    ], l.items.map((r) => h("tr", { dataset: { conversation: String(r.conversation_id) } },
+      h("td", {}, openLink(r.conversation_id, r.client)),
+      h("td", {}, formatDateTime(r.customer_at)),
+      h("td", {}, formatDateTime(r.replied_at)),
+      h("td", { class: "num" }, minutes(r.minutes)),
+      h("td", {}, formatDateTime(r.due_at)))));
+  }
+  return h("div", { class: "rep-late", id: "rep-late" },
+    h("div", { class: "rep-section-head" },
+      h("h4", {}, t("rep.late_title", { agent: l.agent })),
+      h("a", { class: "link-btn rep-late-csv", href: csv, download: `omnihub-late-${l.agentId}.csv` }, t("rep.csv"))),
+    body);
+}
+
+function openLink(conversationId, label) {
+  return h("a", {
+    class: "rep-open", href: `#conversation-${conversationId}`,
+    onclick: (e) => {
+      e.preventDefault();
+      setReportsOpen(false);
+      cb.onOpenConversation?.(conversationId);
+    },
+  }, label || `#${conversationId}`);
+}
+
 function breachesTable(items) {
   if (!items.length) return h("div", { class: "empty muted" }, t("rep.breaches_none"));
   return table("rep-breaches-table", [
@@ -284,14 +347,7 @@ function breachesTable(items) {
     [t("rep.col.due_at")], [t("rep.col.policy")],
   ], items.map((b) => h("tr", { dataset: { conversation: String(b.conversation_id) } },
     h("td", {}, formatDateTime(b.breached_at)),
-    h("td", {}, h("a", {
-      class: "rep-open", href: `#conversation-${b.conversation_id}`,
-      onclick: (e) => {
-        e.preventDefault();
-        setReportsOpen(false);
-        cb.onOpenConversation?.(b.conversation_id);
-      },
-    }, b.client || `#${b.conversation_id}`)),
+    h("td", {}, openLink(b.conversation_id, b.client)),
     h("td", {}, t(`sla.${b.metric}`)),
     h("td", {}, b.assignee || h("span", { class: "muted" }, t("rep.unassigned"))),
     h("td", {}, formatDateTime(b.due_at)),
