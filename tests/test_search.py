@@ -305,3 +305,35 @@ async def test_paging_through_the_api(seeded: Seed) -> None:
             assert r.status_code == 400 and words in r.json()["error"], (bad, r.text)
     finally:
         await api.aclose()
+
+
+@pytest.mark.parametrize(
+    "walk, common, cap",
+    [(3, 2, 20_000), (50, 1_000, 20_000), (50, 1_000, 5), (1_000_000, 8, 20_000)],
+    ids=["walks-on", "index-lists", "index-over-cap-walks-on", "window-holds-everything"],
+)
+async def test_every_way_of_finding_messages_gives_the_same_pages(
+    seeded: Seed, monkeypatch: pytest.MonkeyPatch, walk: int, common: int, cap: int
+) -> None:
+    from inbox import search as history
+
+    monkeypatch.setattr(history, "WALK", walk)
+    monkeypatch.setattr(history, "COMMON", common)
+    monkeypatch.setattr(history, "INDEX_CAP", cap)
+    agent = seeded.agents[1]
+    cases: list[tuple[str, Callable[[set[str]], bool], dict[str, Any], dict[str, Any]]] = [
+        ("доставки", having("доставка"), {"channel": "email", "status": "resolved"}, {"channel_kind": "email", "status": "resolved"}),
+        ("invoices", having("invoice"), {"tag": "vip", "agent_id": agent}, {"tag": "vip", "agent": agent}),
+        ("эскалация", having("эскалация"), {}, {}),  # notes only
+        ("ничегонепохожего", lambda f: False, {}, {}),
+    ]
+    for q, families, given, oracle in cases:
+        expected = seeded.expect(families, **oracle)
+        got: list[tuple[str, int]] = []
+        cursor = None
+        while True:
+            items, cursor = await search(seeded.hub.pool, SearchFilters(q=q, **given), limit=37, cursor=cursor)
+            got += [(h["kind"], h["id"]) for h in items]
+            if not cursor or len(got) > 400:
+                break
+        assert got == expected[: len(got)] and (len(got) > 400 or got == expected), (q, given)
