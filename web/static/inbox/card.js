@@ -2,7 +2,7 @@
 // conversations and the timeline of everything that happened with them.
 import { h, clear, channelBadge, initials, icon } from "./dom.js";
 import { t, formatDateTime, formatTime } from "./i18n.js";
-import { api } from "./api.js";
+import { api, request, query } from "./api.js";
 import { historyApi, mountHistory } from "./history.js";
 import { state } from "./state.js";
 
@@ -50,6 +50,8 @@ export function cardClientId() {
 }
 
 export async function showClient(clientId) {
+  // A live refresh keeps the conversations "Show more" already opened.
+  const shown = clientId === card.clientId ? card.data?.conversations?.length || 0 : 0;
   if (clientId !== card.clientId) {
     card.data = null;
     card.suggestions = [];
@@ -64,6 +66,10 @@ export async function showClient(clientId) {
       api.client(clientId),
       historyApi.clientSuggestions(clientId).catch(() => ({ items: [] })),
     ]);
+    if (shown > data.conversations.length && data.conversations_next_cursor) {
+      const more = await request("GET", `/clients/${data.id}/conversations${query({ limit: Math.min(shown, 500) })}`);
+      Object.assign(data, { conversations: more.items, conversations_next_cursor: more.next_cursor });
+    }
     if (token !== card.token) return;
     card.data = data;
     card.suggestions = sugg?.items || [];
@@ -144,7 +150,7 @@ function draw() {
         typeof i.channel === "object" && i.channel ? channelBadge(i.channel.kind, i.channel.name) : channelBadge(i.channel),
         h("span", { class: "identity-name" }, i.display_name || i.username || i.external_id),
         i.username && i.display_name ? h("span", { class: "muted small" }, `@${i.username}`) : null))),
-    section(t("card.conversations"), (d.conversations || []).map((c) =>
+    section(t("card.conversations"), [...(d.conversations || []).map((c) =>
       h("li", {},
         h("button", {
           type: "button", class: `card-conv${c.id === state.selectedId ? " current" : ""}`,
@@ -154,10 +160,27 @@ function draw() {
           channelBadge(c.channel?.kind, c.channel?.name),
           h("span", { class: `pill st-${c.status}` }, t(`status.${c.status}`)),
           h("time", { class: "muted small" }, formatTime(c.last_activity_at))),
-        h("span", { class: "card-conv-text" }, c.last_message?.text || c.subject || `#${c.id}`))))),
+        h("span", { class: "card-conv-text" }, c.last_message?.text || c.subject || `#${c.id}`)))),
+    // The card holds the newest 50; the rest come a page at a time.
+    d.conversations_next_cursor ? h("li", {}, h("button", {
+      type: "button", class: "btn btn-ghost btn-sm", id: "card-conv-more", onclick: moreConversations,
+    }, t("card.more", { shown: d.conversations.length, total: d.conversations_total }))) : null].filter(Boolean)),
     notesSection(d),
     (d.merges || []).length ? section(t("card.merges"), d.merges.map(mergeItem), "card-merges") : null,
     section(t("card.timeline"), [...(d.timeline || [])].filter((ev) => !quiet(ev)).reverse().map(timelineItem), "timeline"));
+}
+
+async function moreConversations() {
+  const d = card.data;
+  try {
+    const page = await request("GET", `/clients/${d.id}/conversations${query({ cursor: d.conversations_next_cursor })}`);
+    if (card.data !== d) return; // the card was refetched or another client opened meanwhile
+    d.conversations = [...d.conversations, ...page.items];
+    d.conversations_next_cursor = page.next_cursor;
+    render();
+  } catch (err) {
+    showError(err);
+  }
 }
 
 function section(title, items, cls = "") {

@@ -1,0 +1,42 @@
+"""The client card holds a client's newest 50 conversations; "Show more" pages on, in a real browser."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.test_browser_card import Setup, open_inbox, say, setup, shot  # noqa: F401  (setup: the fixture)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_show_more_pages_through_a_busy_clients_conversations(browser: Browser, setup: Setup) -> None:  # noqa: F811
+    first = await say(setup, "202", "Busy Buyer", "my first question")
+    await setup.hub.pool.execute(
+        "INSERT INTO conversations (client_id, channel_id, identity_id, status, last_activity_at)"
+        " SELECT client_id, channel_id, identity_id, 'resolved', now() - g * interval '1 hour'"
+        " FROM conversations, generate_series(1, 59) g WHERE id = $1",
+        first.conversation_id,
+    )
+    a = await open_inbox(browser, setup, setup.agent)
+    page = a.page
+    await page.click(".conv:has-text('Busy Buyer')")
+    card = page.locator("#card")
+    await expect(card.locator("#card-name")).to_have_text("Busy Buyer")
+    await expect(card.locator(".card-conv")).to_have_count(50)
+    more = card.locator("#card-conv-more")
+    await expect(more).to_have_text("Show more (50 of 60)")
+    await more.scroll_into_view_if_needed()
+    await shot(page, "card-show-more.png")
+    await page.wait_for_load_state("networkidle")  # the refresh that opening the conversation (read) sets off
+    await more.click()
+    await expect(card.locator(".card-conv")).to_have_count(60)
+    await expect(more).to_have_count(0)
+    # the oldest (lowest id) came with the second page: the client's first, open conversation
+    await expect(card.locator(".card-conv-text").last).to_have_text("my first question")
+    # a live refresh of the card (a new message from the client) keeps the opened page
+    await say(setup, "202", "Busy Buyer", "one more thing")
+    await expect(card.locator(".card-conv-text").last).to_have_text("one more thing")  # its open conversation
+    await expect(card.locator(".card-conv")).to_have_count(60)
+    await expect(more).to_have_count(0)
+    await a.assert_nothing_ran()
