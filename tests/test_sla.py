@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from hub.channels import add_channel
 from hub.types import InboundMessage, IngestResult, Sender
 from inbox.agents import add_agent
-from inbox.conversations import set_status
+from inbox.conversations import set_status, wake_snoozed
 from inbox.ingest import ingest
 from inbox.reply import send_reply
 from inbox.views import fetch_conversation
@@ -479,13 +479,17 @@ async def test_a_paused_clock_never_breaches_and_resumes_with_the_time_it_had_le
     assert [(b["conversation"]["id"], b["metric"]) for b in breached] == [(conv, "first_response")]
     assert breached[0]["due_at"] == (resumed - dt.timedelta(minutes=1)).isoformat()
     assert await escalate_breaches(pool) == []
-    # Snoozed and woken again: the same clock (same start) does not breach a second time.
+    # Snoozed, and woken when the snooze runs out (housekeeping, not an agent): the same clock
+    # (same start) does not breach a second time.
     await set_status(pool, conversation_id=conv, status="snoozed", agent=agent,
                      snoozed_until=dt.datetime.now(dt.UTC) + H)
     await update_clocks(pool, [conv])
     assert (await _clock_row(pool, conv))["paused_at"] is not None
-    await set_status(pool, conversation_id=conv, status="open", agent=agent)
+    await pool.execute("UPDATE conversations SET snoozed_until = now() - interval '1 second' WHERE id = $1", conv)
+    assert await wake_snoozed(pool) == 1
     await update_clocks(pool, [conv])
+    assert await pool.fetchval(
+        "SELECT count(*) FROM conversation_pauses WHERE conversation_id = $1 AND ended_at IS NULL", conv) == 0
     k = await _clock_row(pool, conv)
     assert k["paused_at"] is None and k["stopped_at"] is None and k["breached_at"] is not None
     assert await escalate_breaches(pool) == []
