@@ -10,11 +10,16 @@ requests one at a time, as an agent's browser makes them:
 - card: `/api/v1/clients/{id}` of the client of a random conversation (so
   clients with many conversations come up as often as they do in an inbox);
 - search: `/api/v1/conversations?q=` with English and Russian words, phrases,
-  order numbers and client names.
+  order numbers and client names;
+- history: the managers' `/api/v1/search?q=` (messages and notes, newest first)
+  with the same words, unfiltered, `status=open` or `channel=email`.
 
 Baseline in the same run: the same inbox functions called directly on a pool
 in this process (SQL + row → JSON, no HTTP, no auth), so the table shows what
-the web layer adds. EXPLAIN ANALYZE of one query per kind goes into the JSON.
+the web layer adds. `--ab` adds, for the list, the one-statement query the list
+used before (CONVERSATION_SELECT with the filters, ORDER BY and LIMIT), timed in
+turn with today's page-then-decorate on the same pool. EXPLAIN (ANALYZE,
+BUFFERS, SUMMARY) of one query per kind goes into the JSON.
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ from bench.common import (
 from bench.seed import AGENTS, seed
 from hub import db
 from inbox.clients import client_card
-from inbox.conversations import list_conversations
-from inbox.views import CONVERSATION_SELECT
+from inbox.conversations import decode_cursor, list_conversations
+from inbox.search import SearchFilters, search
+from inbox.views import CONVERSATION_SELECT, conversation_json
 
 FILTERS: list[dict[str, str]] = [
     {"status": "open"},
@@ -63,7 +69,9 @@ SEARCHES = [
     "посылка", "пароль", "подписку", "возврат", "кофемашину", "доставка адрес", "лицензий",
     "order 4217", "заказ 88123", "Иванов", "Taylor", "warranty", "курьер",
 ]
-TARGETS_MS = {"list_first_page": 20, "list_filtered": 20, "list_next_page": 20, "card": 20, "search": 100}
+HISTORY_FILTERS: list[dict[str, str]] = [{}, {"status": "open"}, {"channel": "email"}]
+TARGETS_MS = {"list_first_page": 20, "list_filtered": 20, "list_next_page": 20, "card": 20, "search": 100, "history": 100}
+SLOW_KINDS = ("search", "history")  # fewer requests: each may run to --timeout
 
 
 def params_for(kind: str, rng: random.Random, state: JSONDict) -> tuple[str, dict[str, str]]:
@@ -78,12 +86,16 @@ def params_for(kind: str, rng: random.Random, state: JSONDict) -> tuple[str, dic
         return "/api/v1/conversations", {"cursor": state["cursor"]}
     if kind == "card":
         return f"/api/v1/clients/{rng.choice(state['client_ids'])}", {}
+    if kind == "history":
+        return "/api/v1/search", {"q": rng.choice(SEARCHES), **rng.choice(HISTORY_FILTERS)}
     return "/api/v1/conversations", {"q": rng.choice(SEARCHES)}
 
 
 async def direct(pool: asyncpg.Pool, path: str, params: dict[str, str]) -> object:
     if path.startswith("/api/v1/clients/"):
         return await client_card(pool, int(path.rsplit("/", 1)[1]))
+    if path == "/api/v1/search":
+        return await search(pool, SearchFilters(q=params["q"], status=params.get("status"), channel=params.get("channel")))
     assignee: Any = params.get("assignee")
     if assignee and assignee != "none":
         assignee = int(assignee)
@@ -91,6 +103,31 @@ async def direct(pool: asyncpg.Pool, path: str, params: dict[str, str]) -> objec
         pool, status=params.get("status"), channel=params.get("channel"), assignee=assignee,
         q=params.get("q"), cursor=params.get("cursor"),
     )
+
+
+async def one_statement_list(pool: asyncpg.Pool, path: str, params: dict[str, str]) -> object:
+    """The list as it was before page-then-decorate: one statement, eight relations, every filter in it."""
+    where: list[str] = []
+    args: list[object] = []
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if params.get("status"):
+        where.append(f"c.status = {arg(params['status'])}")
+    if params.get("channel"):
+        where.append(f"ch.kind = {arg(params['channel'])}")
+    if params.get("assignee") == "none":
+        where.append("c.assignee_id IS NULL")
+    elif params.get("assignee"):
+        where.append(f"c.assignee_id = {arg(int(params['assignee']))}")
+    if params.get("cursor"):
+        ts, cid = decode_cursor(params["cursor"], 2)
+        where.append(f"(c.last_activity_at, c.id) < ({arg(dt.datetime.fromisoformat(ts))}, {arg(int(cid))})")
+    sql = CONVERSATION_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+    rows = await pool.fetch(sql + f" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {arg(51)}", *args)
+    return [conversation_json(r) for r in rows[:50]]
 
 
 async def timed(n: int, call: Callable[[], Awaitable[object]], pool: asyncpg.Pool, timeout: float) -> tuple[list[float], int]:
@@ -117,20 +154,23 @@ async def timed(n: int, call: Callable[[], Awaitable[object]], pool: asyncpg.Poo
 async def explain(pool: asyncpg.Pool) -> JSONDict:
     """One EXPLAIN ANALYZE per query kind, for the README's notes."""
     plans: JSONDict = {}
+    page = [r["id"] for r in await pool.fetch(
+        "SELECT id FROM conversations ORDER BY last_activity_at DESC, id DESC LIMIT 50")]
+    busiest = await pool.fetchval("SELECT client_id FROM conversations GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+    order = " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51"
     probes: dict[str, tuple[str, list[object]]] = {
-        "list_first_page": (CONVERSATION_SELECT + " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51", []),
-        "list_status_open": (
-            CONVERSATION_SELECT + " WHERE c.status = $1 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51", ["open"]
+        "list_page_first": ("SELECT c.id, c.last_activity_at FROM conversations c" + order, []),
+        "list_page_status_open": ("SELECT c.id, c.last_activity_at FROM conversations c WHERE c.status = $1" + order, ["open"]),
+        "list_decorate_page": (CONVERSATION_SELECT + " WHERE c.id = ANY($1::bigint[])", [page]),
+        "list_one_statement_before": (CONVERSATION_SELECT + order, []),
+        "list_one_statement_before_status_open": (CONVERSATION_SELECT + " WHERE c.status = $1" + order, ["open"]),
+        "card_page_of_busiest_client": (
+            "SELECT (SELECT array_agg(id ORDER BY id DESC) FROM (SELECT id FROM conversations WHERE client_id = $1"
+            " ORDER BY id DESC LIMIT 51) p) AS ids, (SELECT count(*) FROM conversations WHERE client_id = $1) AS total",
+            [busiest],
         ),
-        "search_refund": (
-            CONVERSATION_SELECT + " WHERE (c.id IN (SELECT m.conversation_id FROM messages m WHERE m.search @@"
-            " (websearch_to_tsquery('english', $1) || websearch_to_tsquery('russian', $1)))"
-            " OR cl.name ILIKE '%' || $1 || '%' OR c.subject ILIKE '%' || $1 || '%')"
-            " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51",
-            ["refund"],
-        ),
-        "card_conversations_of_busiest_client": (
-            CONVERSATION_SELECT + " WHERE c.client_id = $1 ORDER BY c.id DESC", [1],
+        "card_before_all_conversations_of_busiest_client": (
+            CONVERSATION_SELECT + " WHERE c.client_id = $1 ORDER BY c.id DESC", [busiest],
         ),
     }
     async with pool.acquire() as conn:
@@ -138,7 +178,7 @@ async def explain(pool: asyncpg.Pool) -> JSONDict:
             try:
                 async with conn.transaction():
                     await conn.execute("SET LOCAL statement_timeout = '20s'")
-                    rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + str(sql), *list(args))
+                    rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) " + str(sql), *list(args))
                 plans[name] = [r[0] for r in rows]
             except asyncpg.QueryCanceledError:
                 rows = await conn.fetch("EXPLAIN " + str(sql), *list(args))
@@ -191,8 +231,8 @@ async def measure(url: str, args: argparse.Namespace, rng: random.Random, result
                     path, params = params_for(kind, rng, state)
                     return await direct(pool, path, params)
 
-                n = args.requests if kind != "search" else args.search_requests
-                await timed(args.warmup if kind != "search" else 2, via_http, pool, args.timeout)
+                n = args.requests if kind not in SLOW_KINDS else args.search_requests
+                await timed(args.warmup if kind not in SLOW_KINDS else 2, via_http, pool, args.timeout)
                 http_t, http_timeouts = await timed(n, via_http, pool, args.timeout)
                 pool_t, pool_timeouts = await timed(n, via_pool, pool, args.timeout)
                 h, b = summary_ms(http_t), summary_ms(pool_t)
@@ -202,6 +242,9 @@ async def measure(url: str, args: argparse.Namespace, rng: random.Random, result
                     "timeouts_http": http_timeouts, "timeouts_direct": pool_timeouts, "timeout_s": args.timeout,
                     "meets_target": pct([t * 1000 for t in http_t], 95) < target, "loadavg": loadavg()[0],
                 }
+                if args.ab and kind.startswith("list_"):
+                    figures[kind]["ab"] = await ab(pool, kind, rng, state, n)
+                    print(f"{'':16} A/B direct, alternating: {figures[kind]['ab']}", flush=True)
                 print(
                     f"{kind:16} p50 {h['p50_ms']:7.1f} ms  p95 {h['p95_ms']:7.1f} ms  (direct p50 {b['p50_ms']:6.1f}"
                     f" p95 {b['p95_ms']:6.1f})  target p95 < {target} ms: {'met' if figures[kind]['meets_target'] else 'MISSED'}"
@@ -212,6 +255,19 @@ async def measure(url: str, args: argparse.Namespace, rng: random.Random, result
         result["explain"] = await explain(pool)
 
 
+async def ab(pool: asyncpg.Pool, kind: str, rng: random.Random, state: JSONDict, n: int) -> JSONDict:
+    """p50/p95 of the one-statement list (before) and list_conversations (after), called in turn."""
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    for i in range(n):
+        path, params = params_for(kind, rng, state)
+        calls = [("before", one_statement_list), ("after", direct)]
+        for name, call in calls if i % 2 else calls[::-1]:
+            t0 = time.perf_counter()
+            await call(pool, path, params)
+            times[name].append(time.perf_counter() - t0)
+    return {name: {k: v for k, v in summary_ms(t).items() if k in ("p50_ms", "p95_ms")} for name, t in times.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.reads", description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=float, default=1.0, help="seed size: 1.0 = 1 M conversations / ~10 M messages")
@@ -219,7 +275,8 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=200, help="timed requests per query kind")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--only", nargs="+", choices=list(TARGETS_MS), help="time only these query kinds")
-    p.add_argument("--search-requests", type=int, default=20, help="timed searches (each may run to --timeout)")
+    p.add_argument("--search-requests", type=int, default=40, help="timed searches (each may run to --timeout)")
+    p.add_argument("--ab", action="store_true", help="time the list's former one-statement query in turn with today's")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds before a request counts as timed out")
     write_result("reads", asyncio.run(run(p.parse_args())))
 

@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import time
 
+import asyncpg
+
 from bench.common import JSONDict
 from hub import db
 
@@ -184,6 +186,8 @@ async def seed(url: str, scale: float, *, quiet: bool = False) -> JSONDict:
                          now() - interval '365 days' + (g::float8 / {conv}) * interval '365 days' AS created
                   FROM generate_series(1, {conv}) g) x
             JOIN identities i ON i.id = x.ident""")
+        say("routing: teams, queue rows and SLA clocks of recent conversations")
+        await seed_routing(conn, conv)
         for table in ("agents", "channels", "clients", "identities", "conversations"):
             await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         say("events")
@@ -230,6 +234,34 @@ async def seed(url: str, scale: float, *, quiet: bool = False) -> JSONDict:
     seconds = round(time.perf_counter() - t0, 1)
     say(f"done: {counts} ({size})")
     return {"scale": scale, "rows": counts, "database_size": size, "seconds": seconds}
+
+
+async def seed_routing(conn: asyncpg.Connection, conv: int) -> None:
+    """Three teams; recent (the newest 5 %) conversations get a team, a priority and SLA clocks.
+
+    First response is stopped at the first reply; resolution is due three days after the start,
+    already breached (or stopped, once resolved) for the older ones, so a running hub's SLA sweep
+    finds nothing to do.
+    """
+    await conn.execute(
+        "INSERT INTO teams (id, name) VALUES (1, 'Support'), (2, 'Sales'), (3, 'Billing') ON CONFLICT DO NOTHING"
+    )
+    recent = f"c.id > {int(conv * 0.95)}"
+    await conn.execute(f"""
+        INSERT INTO conversation_routing (conversation_id, team_id, queued_at, priority)
+        SELECT c.id, 1 + c.channel_id % 3, c.created_at, CASE WHEN {h('c.id', 18)} % 50 = 0 THEN 2 ELSE 0 END
+        FROM conversations c WHERE {recent} ON CONFLICT DO NOTHING""")
+    await conn.execute(f"""
+        INSERT INTO sla_clocks (conversation_id, metric, started_at, due_at, stopped_at, breached_at)
+        SELECT c.id, 'first_response', c.created_at, c.created_at + interval '1 hour', c.first_response_at, NULL
+        FROM conversations c WHERE {recent}
+        UNION ALL
+        SELECT c.id, 'resolution', c.created_at, c.created_at + interval '3 days', c.resolved_at,
+               CASE WHEN c.resolved_at IS NULL AND c.created_at + interval '3 days' <= now()
+                    THEN c.created_at + interval '3 days' END
+        FROM conversations c WHERE {recent}
+        ON CONFLICT DO NOTHING""")
+    await conn.execute("SELECT setval(pg_get_serial_sequence('teams', 'id'), 3)")
 
 
 async def _messages(url: str, lo: int, hi: int) -> None:
