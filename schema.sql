@@ -455,3 +455,6 @@ CREATE INDEX messages_created_brin ON messages USING brin (created_at);
 
 -- migration 9: messages newest first (history search walks them in time order, checking each, when a word is common)
 CREATE INDEX messages_created_idx ON messages (created_at, id);
+
+-- migration 10: reports read periods through messages_created_idx (migration 9); its BRIN twin goes
+DROP INDEX IF EXISTS messages_created_brin;
