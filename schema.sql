@@ -458,3 +458,6 @@ CREATE INDEX messages_created_idx ON messages (created_at, id);
 
 -- migration 10: reports read periods through messages_created_idx (migration 9); its BRIN twin goes
 DROP INDEX IF EXISTS messages_created_brin;
+
+-- migration 11: snoozes that ran out are found without reading every conversation (housekeeping, every 10 s)
+CREATE INDEX conversations_snoozed_idx ON conversations (snoozed_until) WHERE status = 'snoozed';
