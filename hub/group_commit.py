@@ -7,7 +7,10 @@ transactions run is collected and committed together: the flush, the notify
 lock and BEGIN/COMMIT are paid once per batch instead of once per call.
 
 There is no waiting window: a batch is whatever queued meanwhile, so a lone
-call goes straight through and batches grow only under load.
+call goes straight through and batches grow only under load. Items may carry a
+key (ingest: the sender): an item whose key is in a transaction now waits for
+the next batch rather than join another one that would then sit on that
+transaction's row lock; items of one key so also keep their order.
 
 Isolation: when anything in a shared transaction fails, it rolls back and each
 submission is retried in transactions of its own, so one bad item fails alone
@@ -150,7 +153,7 @@ class GroupCommit(Generic[T, R]):
                 if len(items) == 1:
                     _fail(batch[0], e)
                     return
-                log.info("a shared ingest transaction of %d items failed (%r); retrying each on its own", len(items), e)
+                log.info("a shared transaction of %d items failed (%r); retrying each on its own", len(items), e)
                 for s in batch:
                     await self._alone(s)
                 return
