@@ -164,11 +164,11 @@ async def run(args: argparse.Namespace) -> JSONDict:
             token = await agent_token(pool)
             who = await senders(pool, known=5000, new=5000, rng=rng)
             await measure_hub(pool, hub.ws_url, token, who, 100, 2, "warm", rng)
-            for rate in args.rates:
+            for step, rate in enumerate(args.rates):
                 base = await measure_notify(pool, url, rate, args.seconds)
                 row = {"rate": rate, "baseline_notify": base}
                 for path in args.paths:
-                    hub_fig = await measure_hub(pool, hub.ws_url, token, who, rate, args.seconds, f"r{rate}{path}", rng, path)
+                    hub_fig = await measure_hub(pool, hub.ws_url, token, who, rate, args.seconds, f"s{step}r{rate}{path}", rng, path)
                     row["hub" if path == "ingest" else f"hub_{path}"] = hub_fig
                     e, b = hub_fig["end_to_end"], base["end_to_end"]
                     print(
