@@ -461,3 +461,6 @@ DROP INDEX IF EXISTS messages_created_brin;
 
 -- migration 11: snoozes that ran out are found without reading every conversation (housekeeping, every 10 s)
 CREATE INDEX conversations_snoozed_idx ON conversations (snoozed_until) WHERE status = 'snoozed';
+
+-- migration 12: conversations not resolved, by id (routing's catch-up, every 30 s, read all 1 M conversations: ~300 ms)
+CREATE INDEX conversations_unresolved_idx ON conversations (id) WHERE status <> 'resolved';
