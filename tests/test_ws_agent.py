@@ -17,7 +17,7 @@ from hub import db
 from hub.channels import add_channel
 from hub.events import publish
 from hub.types import InboundMessage, Sender
-from inbox.ingest import ingest
+from inbox.ingest import ingest, ingest_many
 from tests.conftest import RunningHub, wait_for
 
 
@@ -86,6 +86,22 @@ async def test_resume_after_reconnect_has_no_gap_and_no_duplicate(hub: RunningHu
     assert texts == [f"message {i}" for i in range(1, 7)]
     all_ids = [r["id"] for r in await hub.pool.fetch("SELECT id FROM events ORDER BY id")]
     assert ids == all_ids, "no gap"
+    await ws.close()
+
+
+async def test_a_shared_ingest_transaction_arrives_whole_and_in_order(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    """Group commit: concurrent messages in one transaction reach the agent as one gap-free run of events."""
+    ch = await add_channel(hub.pool, kind="loopback", name="l", settings={}, secrets={})
+    ws, _ = await open_ws(hub, api)
+    await asyncio.gather(ingest_many(hub.pool, [inbound(ch, i, sender=f"c{i % 3}") for i in range(1, 7)]),
+                         *(ingest(hub.pool, inbound(ch, i, sender="c9")) for i in range(7, 10)))
+    events = await recv_until(ws, 4 + 9)  # 4 conversations opened, 9 messages
+    assert [e["id"] for e in events] == [r["id"] for r in await hub.pool.fetch("SELECT id FROM events ORDER BY id")]
+    texts = [e["data"]["message"]["text"] for e in events if e["type"] == "message.created"]
+    assert sorted(texts) == sorted(f"message {i}" for i in range(1, 10))
+    for e in events:
+        if e["type"] == "message.created":
+            assert e["data"]["conversation"]["id"] == e["data"]["message"]["conversation_id"]
     await ws.close()
 
 
