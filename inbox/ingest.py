@@ -23,7 +23,7 @@ from inbox import ingest_bulk, suggestions
 from inbox.views import fetch_conversation, fetch_message, message_json
 
 MAX_BATCH = 64  # messages in one shared transaction
-MAX_TRANSACTIONS = 4  # shared transactions in flight per process (pool connections they hold)
+MAX_TRANSACTIONS = 3  # shared transactions in flight per process (pool connections they hold)
 
 _committers: dict[int, GroupCommit[InboundMessage, IngestResult]] = {}
 
