@@ -46,6 +46,7 @@ TIMELINE_TYPES = (
 )
 
 GAP_MAX_WAIT = 10.0  # seconds a missing event id may hold the feed back
+OVERDUE_MAX = 10_000  # missing ids watched for a late commit after the feed moved past them
 
 _EVENT_COLUMNS = "id, type, client_id, conversation_id, actor_agent_id, payload, created_at"
 
@@ -164,6 +165,10 @@ class EventFanout:
         self.high_water = 0  # every stored event with id <= this has been delivered (or never will exist)
         self._gap_xmax: int | None = None
         self._gap_since = 0.0
+        # Ids the feed moved past while a writer might still commit them: id → the
+        # snapshot xmax when we began waiting. Watched until every transaction that
+        # could insert them has ended; one that commits meanwhile is delivered late.
+        self._overdue: dict[int, int] = {}
         listener.on(EVENTS_CHANNEL, lambda _p: self._wake.set())
         listener.on(EPHEMERAL_CHANNEL, self._ephemeral)
 
@@ -214,7 +219,7 @@ class EventFanout:
         while True:
             # A pending gap is re-checked soon; otherwise a NOTIFY wakes us, and
             # a slow poll covers NOTIFYs lost while the database was away.
-            timeout = 0.02 if self._gap_xmax is not None else 1.0
+            timeout = 0.02 if self._gap_xmax is not None else 0.5 if self._overdue else 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
@@ -252,10 +257,38 @@ class EventFanout:
                     # event transactions last milliseconds).
                     if now - self._gap_since < GAP_MAX_WAIT:
                         return False
-                    log.warning("event ids %d..%d still missing after %.0fs; moving on",
+                    log.warning("event ids %d..%d still missing after %.0fs; moving on, watching for them",
                                 self.high_water + 1, row["id"] - 1, GAP_MAX_WAIT)
-                # Those writers have all ended: the missing ids were rolled back.
+                    self._watch(range(self.high_water + 1, row["id"]), self._gap_xmax)
+                # Otherwise those writers have all ended: the missing ids were rolled back.
             self._gap_xmax = None
             self.high_water = row["id"]
             self._broadcast(event_json(row))
+        if self._overdue:
+            await self._poll_overdue()
         return len(rows) == batch
+
+    def _watch(self, ids: range, xmax: int) -> None:
+        for event_id in ids[-OVERDUE_MAX:]:
+            self._overdue[event_id] = xmax
+        while len(self._overdue) > OVERDUE_MAX:  # a pathological gap: forget the oldest
+            del self._overdue[next(iter(self._overdue))]
+
+    async def _poll_overdue(self) -> None:
+        """Deliver watched ids that committed late (marked `late`: below ids already sent); forget the others
+        once every transaction that could still insert them has ended."""
+        rows = await self._pool.fetch(
+            f"SELECT s.xmin, {', '.join('e.' + c.strip() for c in _EVENT_COLUMNS.split(','))}"
+            " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) s"
+            " LEFT JOIN events e ON e.id = ANY($1::bigint[]) ORDER BY e.id",
+            list(self._overdue),
+        )
+        for row in rows:
+            if row["id"] is not None:
+                del self._overdue[row["id"]]
+                log.warning("event %d committed after the feed moved past it; delivered late", row["id"])
+                self._broadcast({**event_json(row), "late": True})
+        xmin = rows[0]["xmin"]
+        for event_id, xmax in list(self._overdue.items()):
+            if xmin >= xmax:
+                del self._overdue[event_id]

@@ -124,6 +124,29 @@ async def test_an_event_committed_late_is_not_skipped(hub: RunningHub, api: http
     await ws.close()
 
 
+async def test_an_event_committed_after_the_feed_gave_up_waiting_is_delivered_late(
+    hub: RunningHub, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past GAP_MAX_WAIT the feed moves on, but keeps watching the missing id: a late commit still arrives live."""
+    monkeypatch.setattr(events_module, "GAP_MAX_WAIT", 1.0)
+    ws, _ = await open_ws(hub, api)
+    slow = await db.connect(hub.database_url)
+    tx = slow.transaction()
+    await tx.start()
+    slow_id = await publish(slow, "test.slow", data={})
+    fast_id = await publish_committed(hub.pool, "test.fast")
+    (fast,) = await recv_until(ws, 1, timeout=10)  # the feed stopped waiting for the slow id
+    assert (fast["type"], fast["id"], fast.get("late")) == ("test.fast", fast_id, None)
+    await tx.commit()
+    await slow.close()
+    (late,) = await recv_until(ws, 1, timeout=10)
+    assert (late["type"], late["id"], late["late"]) == ("test.slow", slow_id, True)
+    after = await publish_committed(hub.pool, "test.after")
+    (event,) = await recv_until(ws, 1, timeout=10)
+    assert (event["id"], event.get("late")) == (after, None)
+    await ws.close()
+
+
 async def test_a_rolled_back_event_id_does_not_stall_the_feed(hub: RunningHub, api: httpx.AsyncClient) -> None:
     ws, _ = await open_ws(hub, api)
     conn = await db.connect(hub.database_url)

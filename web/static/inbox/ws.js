@@ -10,6 +10,7 @@ export class AgentSocket {
     this.onState = onState;
     this.onUnauthorized = onUnauthorized;
     this.lastEventId = null;
+    this.lateSeen = new Set();
     this.attempt = 0;
     this.ws = null;
     this.stopped = false;
@@ -64,7 +65,12 @@ export class AgentSocket {
         this.onEvent(ev);
         return;
       }
-      if (typeof ev.id === "number") {
+      if (typeof ev.id === "number" && ev.late) {
+        // Committed after the feed moved past its id (see docs/events.md): new to us, but it must
+        // not move lastEventId back.
+        if (this.lateSeen.has(ev.id)) return;
+        this.lateSeen.add(ev.id);
+      } else if (typeof ev.id === "number") {
         if (this.lastEventId !== null && ev.id <= this.lastEventId) return;
         this.lastEventId = ev.id;
       }
