@@ -108,11 +108,7 @@ async def test_a_shared_ingest_transaction_arrives_whole_and_in_order(hub: Runni
 async def test_an_event_committed_late_is_not_skipped(hub: RunningHub, api: httpx.AsyncClient) -> None:
     """A transaction that took a lower event id but commits after a higher one: delivered in order, not lost."""
     ws, _ = await open_ws(hub, api)
-    slow = await db.connect(hub.database_url)
-    tx = slow.transaction()
-    await tx.start()
-    slow_id = await publish(slow, "test.slow", data={})
-    fast_id = await publish_committed(hub.pool, "test.fast")
+    slow, tx, slow_id, fast_id = await slow_then_fast(hub)
     assert slow_id < fast_id
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5):
@@ -130,11 +126,7 @@ async def test_an_event_committed_after_the_feed_gave_up_waiting_is_delivered_la
     """Past GAP_MAX_WAIT the feed moves on, but keeps watching the missing id: a late commit still arrives live."""
     monkeypatch.setattr(events_module, "GAP_MAX_WAIT", 1.0)
     ws, _ = await open_ws(hub, api)
-    slow = await db.connect(hub.database_url)
-    tx = slow.transaction()
-    await tx.start()
-    slow_id = await publish(slow, "test.slow", data={})
-    fast_id = await publish_committed(hub.pool, "test.fast")
+    slow, tx, slow_id, fast_id = await slow_then_fast(hub)
     (fast,) = await recv_until(ws, 1, timeout=10)  # the feed stopped waiting for the slow id
     assert (fast["type"], fast["id"], fast.get("late")) == ("test.fast", fast_id, None)
     await tx.commit()
@@ -159,6 +151,15 @@ async def test_a_rolled_back_event_id_does_not_stall_the_feed(hub: RunningHub, a
     (event,) = await recv_until(ws, 1, timeout=3)
     assert event["type"] == "test.after"
     await ws.close()
+
+
+async def slow_then_fast(hub: RunningHub) -> tuple[asyncpg.Connection, Any, int, int]:
+    """An event id taken by a transaction still open, then a higher one committed."""
+    slow = await db.connect(hub.database_url)
+    tx = slow.transaction()
+    await tx.start()
+    slow_id = await publish(slow, "test.slow", data={})
+    return slow, tx, slow_id, await publish_committed(hub.pool, "test.fast")
 
 
 async def publish_committed(pool: asyncpg.Pool, type: str) -> int:
