@@ -447,20 +447,12 @@ ALTER TABLE sla_clocks ADD COLUMN paused_at timestamptz;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX clients_name_trgm_idx ON clients USING gin (name gin_trgm_ops);
 
--- migration 8: messages by time, for reports
--- Reports read one period of messages (volume per day and channel, agents' replies). created_at
--- follows insertion order closely, so a BRIN index is a few pages, costs ingest next to nothing,
--- and reads the period's pages instead of the whole table (see web/api_reports.py).
-CREATE INDEX messages_created_brin ON messages USING brin (created_at);
-
--- migration 9: messages newest first (history search walks them in time order, checking each, when a word is common)
+-- migration 8: messages by time (history search walks them newest first when a word is common;
+-- reports read one period: volume per day and channel, agents' replies)
 CREATE INDEX messages_created_idx ON messages (created_at, id);
 
--- migration 10: reports read periods through messages_created_idx (migration 9); its BRIN twin goes
-DROP INDEX IF EXISTS messages_created_brin;
-
--- migration 11: snoozes that ran out are found without reading every conversation (housekeeping, every 10 s)
+-- migration 9: snoozes that ran out are found without reading every conversation (housekeeping, every 10 s)
 CREATE INDEX conversations_snoozed_idx ON conversations (snoozed_until) WHERE status = 'snoozed';
 
--- migration 12: conversations not resolved, by id (routing's catch-up, every 30 s, read all 1 M conversations: ~300 ms)
+-- migration 10: conversations not resolved, by id (routing's catch-up, every 30 s, read all 1 M conversations: ~300 ms)
 CREATE INDEX conversations_unresolved_idx ON conversations (id) WHERE status <> 'resolved';
