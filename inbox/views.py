@@ -27,8 +27,9 @@ LEFT JOIN LATERAL (
 LEFT JOIN conversation_routing crt ON crt.conversation_id = c.id
 LEFT JOIN teams crt_team ON crt_team.id = crt.team_id
 LEFT JOIN LATERAL (
-    SELECT jsonb_agg(jsonb_build_object('metric', k.metric, 'due_at', k.due_at, 'stopped_at', k.stopped_at,
-           'breached_at', k.breached_at, 'overdue', k.stopped_at IS NULL AND k.due_at <= now()) ORDER BY k.due_at) AS clocks
+    SELECT jsonb_agg(jsonb_build_object('metric', k.metric, 'started_at', k.started_at, 'due_at', k.due_at,
+           'stopped_at', k.stopped_at, 'paused_at', k.paused_at, 'breached_at', k.breached_at,
+           'overdue', k.stopped_at IS NULL AND k.due_at <= now()) ORDER BY k.due_at) AS clocks
     FROM sla_clocks k WHERE k.conversation_id = c.id
 ) crt_sla ON true
 """
@@ -80,13 +81,18 @@ PRIORITIES = ("normal", "high", "urgent")  # high: VIP client; urgent: an SLA wa
 
 
 def sla_json(clocks: list[JSON] | None) -> JSON | None:
-    """The conversation's SLA clocks, and the one that falls due next (null: no policy applies)."""
+    """The conversation's SLA clocks, and the one that falls due next (null: no policy applies).
+
+    A paused clock (pending, snoozed) keeps `stopped_at` = when it paused, as before pauses existed,
+    and has `paused_at` too: it resumes, with a later due time, when the conversation opens again.
+    """
     if not clocks:
         return None
-    running = [k for k in clocks if k["stopped_at"] is None and k["breached_at"] is None]
+    running = [k for k in clocks if k["stopped_at"] is None and k["paused_at"] is None and k["breached_at"] is None]
     return {
         "due_at": min((k["due_at"] for k in running), default=None),
         "overdue": any(k["overdue"] for k in clocks),
+        "paused": any(k["paused_at"] is not None for k in clocks),
         "breached": [k["metric"] for k in clocks if k["breached_at"] is not None],
         "clocks": clocks,
     }

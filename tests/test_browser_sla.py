@@ -7,6 +7,7 @@ directory (omnihub-screenshots/sla-*.png).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tempfile
 from collections.abc import AsyncIterator
@@ -168,6 +169,66 @@ async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Brow
     await page.click(".seg-btn[data-filter=all]")
     await expect(page.locator(".conv")).to_have_count(2)
     await expect(page.locator("#filter-status")).to_be_enabled()
+
+    await agent.assert_nothing_ran()
+    await agent.context.close()
+
+
+async def test_the_clock_warns_from_its_own_start_and_shows_paused_while_pending(browser: Browser, desk: Desk) -> None:
+    r = await desk.admin.post("/api/v1/sla/policies", json={"name": "An hour", "first_response_seconds": 3600})
+    assert r.status_code == 201, r.text
+    now = dt.datetime.now(dt.UTC)
+
+    async def ingested(external_id: str, sender: Sender, sent_at: dt.datetime) -> int:
+        msg = InboundMessage(channel_id=desk.channel_id, external_id=external_id, sender=sender, text="Hello", sent_at=sent_at)
+        conv = (await ingest(desk.hub.pool, msg)).conversation_id
+        await wait_for(lambda: desk.hub.pool.fetchval("SELECT due_at FROM sla_clocks WHERE conversation_id = $1", conv))
+        return conv
+
+    # Written 50 minutes ago (the channel's time), arrived now: 10 of its 60 minutes are left.
+    late = await ingested("w-1", Sender("7201", "Wanda Waiting"), now - dt.timedelta(minutes=50))
+    # A conversation opened two days ago whose customer wrote just now: 60 of 60 minutes left.
+    fresh = await ingested("w-2", Sender("7202", "Fedor Fresh"), now)
+    await desk.hub.pool.execute("UPDATE conversations SET created_at = now() - interval '2 days' WHERE id = $1", fresh)
+
+    agent = await open_agent(browser, desk, desk.anna)
+    page = agent.page
+    late_clock = page.locator(".conv", has_text="Wanda Waiting").locator(".sla-clock")
+    await expect(late_clock).to_have_text(re.compile(r"^due in (9|10) min$"))
+    await expect(late_clock).to_have_attribute("data-level", "warn")
+    fresh_clock = page.locator(".conv", has_text="Fedor Fresh").locator(".sla-clock")
+    await expect(fresh_clock).to_have_text(re.compile(r"^due in (59 min|1 h)$"))
+    await expect(fresh_clock).to_have_attribute("data-level", "ok")
+
+    # Pending: the clock stands still and says so, in the header and on the row.
+    await page.locator(".conv", has_text="Wanda Waiting").click()
+    header = page.locator(".thread-sub .sla-clock")
+    await expect(header).to_have_attribute("data-level", "warn")
+    r = await desk.admin.post(f"/api/v1/conversations/{late}/status", json={"status": "pending"})
+    assert r.status_code == 200, r.text
+    await expect(header).to_have_text("paused")
+    await expect(header).to_have_attribute("data-level", "paused")
+    await page.select_option("#filter-status", "pending")
+    row_clock = page.locator(".conv", has_text="Wanda Waiting").locator(".sla-clock")
+    await expect(row_clock).to_have_text("paused")
+    assert await row_clock.get_attribute("title") == (
+        "First response: paused while pending or snoozed; resumes when the conversation is open again")
+    # A repaint (every 30 s) keeps it paused rather than counting down.
+    assert await page.evaluate(
+        "() => import('/static/inbox/sla.js').then((m) => { m.refreshClocks();"
+        " return document.querySelector('.thread-sub .sla-clock').textContent; })"
+    ) == "paused"
+    await shot(page, "sla-paused.png")
+    await page.select_option("#lang", "ru")
+    await expect(row_clock).to_have_text("на паузе")
+    await expect(header).to_have_text("на паузе")
+    await page.select_option("#lang", "en")
+
+    # Reopened: it counts down again from what it had left.
+    r = await desk.admin.post(f"/api/v1/conversations/{late}/status", json={"status": "open"})
+    assert r.status_code == 200, r.text
+    await expect(header).to_have_text(re.compile(r"^due in (9|10) min$"))
+    await expect(header).to_have_attribute("data-level", "warn")
 
     await agent.assert_nothing_ran()
     await agent.context.close()

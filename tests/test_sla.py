@@ -496,6 +496,45 @@ async def test_a_paused_clock_never_breaches_and_resumes_with_the_time_it_had_le
     assert await pool.fetchval("SELECT count(*) FROM sla_breaches") == 1
 
 
+async def test_the_api_shows_a_pending_conversations_clock_paused_then_running_due_later(
+    hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    ids = await regulated(api, hub, first_response_seconds=3600)
+    sent = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    conv = (await ingest(hub.pool, InboundMessage(channel_id=ids["channel"], external_id="m1",
+                                                  sender=Sender("c1", "Ivan"), text="hello", sent_at=sent))).conversation_id
+    running = await wait_for(lambda: _sla(api, conv), timeout=15)
+    due_before = dt.datetime.fromisoformat(running["due_at"])
+    assert running["paused"] is False and due_before == sent + H
+    assert dt.datetime.fromisoformat(running["clocks"][0]["started_at"]) == sent
+
+    assert (await api.post(f"/api/v1/conversations/{conv}/status", json={"status": "pending"})).status_code == 200
+
+    async def shown(paused: bool) -> Any:
+        body = check(await api.get(f"/api/v1/conversations/{conv}"), "GET", "/api/v1/conversations/{id}")
+        return body["sla"] if body["sla"]["paused"] is paused else None
+
+    sla = await wait_for(lambda: shown(True), timeout=15)
+    [k] = sla["clocks"]
+    paused_at = dt.datetime.fromisoformat(k["paused_at"])
+    # Paused, not answered: stopped where it paused (as before), and no due time in the summary.
+    assert k["metric"] == "first_response" and k["stopped_at"] == k["paused_at"] and paused_at > sent
+    assert dt.datetime.fromisoformat(k["started_at"]) == sent and dt.datetime.fromisoformat(k["due_at"]) == due_before
+    assert sla["due_at"] is None and sla["overdue"] is False and sla["breached"] == []
+    listed = check(await api.get("/api/v1/conversations?status=pending"), "GET", "/api/v1/conversations")
+    assert [c["sla"]["paused"] for c in listed["items"]] == [True]
+
+    assert (await api.post(f"/api/v1/conversations/{conv}/status", json={"status": "open"})).status_code == 200
+    sla = await wait_for(lambda: shown(False), timeout=15)
+    resumed = await hub.pool.fetchval("SELECT ended_at FROM conversation_pauses WHERE conversation_id = $1", conv)
+    [k] = sla["clocks"]
+    assert k["paused_at"] is None and k["stopped_at"] is None
+    # It resumes with the time it had left when it paused: the due time moves by the pause.
+    due_after = dt.datetime.fromisoformat(k["due_at"])
+    assert due_after == resumed + (due_before - paused_at) and due_after > due_before
+    assert dt.datetime.fromisoformat(sla["due_at"]) == due_after
+
+
 async def test_business_hours_across_a_weekend_pause_through_the_store(pool: asyncpg.Pool) -> None:
     msk = "Europe/Moscow"
     hours = await create_hours(pool, {"name": "Office", "time_zone": msk, "schedule": WEEKDAYS_9_18})

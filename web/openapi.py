@@ -44,10 +44,18 @@ SCHEMAS: dict[str, JSON] = {
         "team": _obj({"id": _INT, "name": _STR}, nullable=True),
         "priority": {"enum": ["normal", "high", "urgent"]},
         "sla": _obj({
-            "due_at": _NTIME, "overdue": {"type": "boolean"}, "breached": {"type": "array", "items": _STR},
+            "due_at": {**_NTIME, "description": "the next running clock's due time; null: none runs (paused, answered)"},
+            "overdue": {"type": "boolean"}, "breached": {"type": "array", "items": _STR},
+            "paused": {"type": "boolean", "description": "a clock is paused (pending, snoozed) and resumes when the"
+                                                         " conversation opens again"},
             "clocks": {"type": "array", "items": _obj({
-                "metric": {"enum": ["first_response", "next_response", "resolution"]}, "due_at": _TIME,
-                "stopped_at": _NTIME, "breached_at": _NTIME, "overdue": {"type": "boolean"},
+                "metric": {"enum": ["first_response", "next_response", "resolution"]},
+                "started_at": {**_TIME, "description": "the customer message it runs from"},
+                "due_at": {**_TIME, "description": "business hours and pauses counted; a paused clock's is the one it"
+                                                   " had when it paused, and moves when it resumes"},
+                "stopped_at": {**_NTIME, "description": "answered, resolved or paused"},
+                "paused_at": {**_NTIME, "description": "set while paused (pending, snoozed): stopped, but will resume"},
+                "breached_at": _NTIME, "overdue": {"type": "boolean"},
             })},
         }, nullable=True),
     }),

@@ -4,27 +4,25 @@
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
 
-const WARN_FRACTION = 0.2; // amber when less than a fifth of the target is left
+const WARN_FRACTION = 0.2; // amber when less than a fifth of the time from its start to its due time is left
 
 // The clock to show: the running one (not stopped) that falls due first; a
-// breached clock keeps running until the reply, so it shows as overdue.
+// breached clock keeps running until the reply, so it shows as overdue. With
+// none running, a paused one (pending, snoozed) shows as paused: it resumes,
+// due later, when the conversation opens again.
 export function slaClock(conv) {
   const sla = conv?.sla;
   if (!sla || conv.status === "resolved") return null;
-  const running = (sla.clocks || []).filter((k) => !k.stopped_at && k.due_at)
-    .sort((a, b) => Date.parse(a.due_at) - Date.parse(b.due_at));
+  const byDue = (a, b) => Date.parse(a.due_at) - Date.parse(b.due_at);
+  const clocks = sla.clocks || [];
+  const running = clocks.filter((k) => !k.stopped_at && k.due_at).sort(byDue);
+  const paused = clocks.filter((k) => k.paused_at).sort(byDue);
+  if (!running.length && paused.length) return { metric: paused[0].metric, paused: true };
   const k = running[0] || (sla.due_at ? { metric: "", due_at: sla.due_at } : null);
   if (!k) return null;
-  return { metric: k.metric || "", due: Date.parse(k.due_at), start: clockStart(conv, k.metric) };
-}
-
-// The clocks carry no start; first response and resolution run from the
-// conversation's start, a next-response wait at the latest from the last
-// customer message. Wall-clock time, so the amber mark is an estimate.
-function clockStart(conv, metric) {
-  if (metric === "first_response" || metric === "resolution") return Date.parse(conv.created_at) || null;
-  if (metric === "next_response" && conv.last_message?.direction === "in") return Date.parse(conv.last_message.created_at) || null;
-  return null;
+  // The clock's own start (the customer's message it runs from). Wall-clock: nights, weekends and
+  // pauses between start and due make the span longer than the target, so amber is an estimate.
+  return { metric: k.metric || "", due: Date.parse(k.due_at), start: Date.parse(k.started_at) || null };
 }
 
 function duration(ms, round) {
@@ -36,6 +34,12 @@ function duration(ms, round) {
 }
 
 function paint(el, now = Date.now()) {
+  if (el.dataset.paused) {
+    el.className = "sla-clock sla-paused";
+    el.dataset.level = "paused";
+    el.textContent = t("sla.paused");
+    return;
+  }
   const due = Number(el.dataset.due);
   const start = el.dataset.start ? Number(el.dataset.start) : NaN;
   const left = due - now;
@@ -51,11 +55,12 @@ function paint(el, now = Date.now()) {
 
 export function slaBadge(conv) {
   const k = slaClock(conv);
-  if (!k || !Number.isFinite(k.due)) return null;
+  if (!k || !(k.paused || Number.isFinite(k.due))) return null;
+  const name = k.metric ? t(`sla.${k.metric}`) : t("sla.title");
   const el = h("span", {
     class: "sla-clock",
-    dataset: { due: String(k.due), start: k.start ? String(k.start) : "", metric: k.metric },
-    title: k.metric ? t(`sla.${k.metric}`) : t("sla.title"),
+    dataset: k.paused ? { paused: "1", metric: k.metric } : { due: String(k.due), start: k.start ? String(k.start) : "", metric: k.metric },
+    title: k.paused ? `${name}: ${t("sla.paused_title")}` : name,
   });
   paint(el);
   return el;
