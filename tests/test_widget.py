@@ -17,6 +17,7 @@ from hub.channels import add_channel
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
 from tests.conftest import RunningHub
+from web.ws_widget import widget_file
 
 
 async def widget_channel(pool: asyncpg.Pool, origins: list[str] | None = None) -> int:
@@ -194,3 +195,19 @@ async def test_agent_typing_reaches_the_visitor_and_keeps_the_feed_alive(hub: Ru
     await agent.close()
     await ws.close()
     await bob.close()
+
+
+async def test_file_links_work_for_their_visitor_and_are_rate_limited(hub: RunningHub) -> None:
+    ch = await widget_channel(hub.pool)
+    key = await hub.pool.fetchval("SELECT secrets->>'signing_key' FROM channels WHERE id = $1", ch)
+    a = await hub.hub.blobs.put(b"%PDF-1.4 menu", filename="menu.pdf", content_type="application/pdf")
+    url = widget_file(a.as_json(), ch, key, "visitor-1")["url"]
+    async with httpx.AsyncClient(base_url=hub.base_url) as http:
+        ok = await http.get(url)
+        assert ok.status_code == 200 and ok.content == b"%PDF-1.4 menu"
+        assert ok.headers["content-disposition"] == "attachment; filename*=UTF-8''menu.pdf"
+        assert (await http.get(url.replace("v=visitor-1", "v=visitor-2"))).status_code == 403
+        # A burst of 60 per address, then 2 a second: a scraper or a signature guesser is slowed down.
+        codes = [(await http.get(url)).status_code for _ in range(70)]
+    assert codes[:50] == [200] * 50 and 429 in codes[58:]
+    assert set(codes) == {200, 429}

@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import asyncpg
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -48,10 +49,13 @@ class WidgetLimits:
 
     connects: KeyedRateLimiter = field(default_factory=lambda: KeyedRateLimiter(rate=0.5, burst=20, max_keys=100_000))
     messages: KeyedRateLimiter = field(default_factory=lambda: KeyedRateLimiter(rate=1.0, burst=10, max_keys=100_000))
+    # File links are public capability URLs: a history full of pictures loads at once, a scraper
+    # (or someone guessing signatures) is slowed to 2 a second per address.
+    downloads: KeyedRateLimiter = field(default_factory=lambda: KeyedRateLimiter(rate=2.0, burst=60, max_keys=100_000))
 
 
-def limits_of(websocket: WebSocket) -> WidgetLimits:
-    limits: WidgetLimits = websocket.app.state.widget_limits
+def limits_of(conn: HTTPConnection) -> WidgetLimits:
+    limits: WidgetLimits = conn.app.state.widget_limits
     return limits
 
 
@@ -78,6 +82,11 @@ def widget_file(a: JSON, channel_id: int, key: str, visitor_id: str) -> JSON:
 
 async def widget_file_download(request: Request) -> Response:
     """A file of a visitor's conversation, for the URL the server signed for that visitor."""
+    bucket = limits_of(request).downloads.bucket(request.client.host if request.client else "?")
+    if not bucket.allow():
+        response = error(429, "too many file downloads; try again in a moment")
+        response.headers["Retry-After"] = str(max(1, math.ceil(bucket.delay())))
+        return response
     q = request.query_params
     sha = request.path_params["sha256"]
     key = await hub_of(request).pool.fetchval(
