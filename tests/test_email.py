@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import email.utils
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -19,6 +18,7 @@ from connectors.email_reply_address import conversation_from, reply_address
 from connectors.registry import CONNECTORS
 from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, TemporaryFailure
 from hub.types import ChannelAccount, Cursor, OutboundMessage
+from tests.channel_helpers import running
 from tests.fakes.dovecot import Dovecot, free_port
 from tests.fakes.smtp import SmtpServer
 from tests.hubproc import hub_process, omnihub
@@ -104,18 +104,6 @@ def account_for(dovecot: Dovecot, smtp: SmtpServer | None = None, **extra: Any) 
         settings=settings_for(dovecot, smtp, **extra),
         secrets={"username": dovecot.username, "password": dovecot.password},
     )
-
-
-@contextlib.asynccontextmanager
-async def running(connector: EmailConnector, sink: MemorySink) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(connector.run(sink))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await connector.close()
 
 
 # -- the connector on its own ---------------------------------------------------------------------

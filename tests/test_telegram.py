@@ -23,7 +23,8 @@ from hub import db
 from hub.channels import add_channel
 from hub.errors import ChannelCheckError, ConfigError, PermanentFailure, RetryAfter, TemporaryFailure
 from hub.types import Attachment, ChannelAccount, OutboundMessage
-from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
+from tests.channel_helpers import conversations, hub_with_channel, messages_of, over, running
+from tests.conftest import RunningHub, start_hub, wait_for
 from tests.fakes.telegram_api import FakeBotAPI, until
 from tests.hubproc import hub_process, omnihub
 from tests.sinks import MemoryBlobs, MemorySink
@@ -83,18 +84,6 @@ def make_account(fake: FakeBotAPI, channel_id: int = 7, **settings: Any) -> Chan
         settings={"api_base": fake.base_url, "mode": "polling", "poll_timeout": 1, **settings},
         secrets={"token": fake.token},
     )
-
-
-@contextlib.asynccontextmanager
-async def running(connector: TelegramConnector, sink: MemorySink) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(connector.run(sink))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await connector.close()
 
 
 def outbound(
@@ -529,32 +518,10 @@ async def add_telegram_channel(pool: asyncpg.Pool, fake: FakeBotAPI, **settings:
     )
 
 
-@contextlib.asynccontextmanager
-async def hub_with_telegram(
+def hub_with_telegram(
     database_url: str, fake: FakeBotAPI, **settings: Any
-) -> AsyncIterator[tuple[RunningHub, httpx.AsyncClient, int]]:
-    async with db.open_pool(database_url, min_size=1, max_size=2) as pool:
-        channel_id = await add_telegram_channel(pool, fake, **settings)
-    async with start_hub(database_url) as hub:
-        client = await login(hub.base_url, await make_agent(hub.pool, "admin"))
-        try:
-            yield hub, client, channel_id
-        finally:
-            await client.aclose()
-
-
-async def conversations(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    r = await client.get("/api/v1/conversations")
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
-
-
-async def messages_of(client: httpx.AsyncClient, conversation_id: int) -> list[dict[str, Any]]:
-    r = await client.get(f"/api/v1/conversations/{conversation_id}/messages")
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
+) -> contextlib.AbstractAsyncContextManager[tuple[RunningHub, httpx.AsyncClient, int]]:
+    return hub_with_channel(database_url, lambda pool: add_telegram_channel(pool, fake, **settings))
 
 
 async def test_message_in_reaches_the_inbox_and_the_client_card_and_a_reply_goes_back(
@@ -723,19 +690,15 @@ async def test_sigkill_mid_burst_and_restart_store_every_message_once(
 
         async with hub_process(database_url, tmp_path) as first:
             pushing = asyncio.create_task(burst())
-            await first.until(lambda: _over(stored(), 40))
+            await first.until(lambda: over(stored(), 40))
             await first.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
             killed_at = await stored()
             await pushing
         assert killed_at < total, "the burst was over before the kill; the test proves nothing"
         async with hub_process(database_url, tmp_path) as second:
-            await second.until(lambda: _over(stored(), total - 1))
+            await second.until(lambda: over(stored(), total - 1))
             await asyncio.sleep(1.0)  # anything extra would show up now
             rows = await pool.fetch(
                 "SELECT text, count(*) AS n FROM messages WHERE channel_id = $1 GROUP BY text", channel_id
             )
     assert {r["text"]: r["n"] for r in rows} == {f"m{i}": 1 for i in range(total)}
-
-
-async def _over(value: Any, n: int) -> bool:
-    return bool(await value > n)

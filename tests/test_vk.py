@@ -18,7 +18,9 @@ from hub import db
 from hub.channels import add_channel
 from hub.errors import ChannelCheckError, PermanentFailure, RetryAfter, TemporaryFailure
 from hub.types import Attachment, ChannelAccount, Cursor, OutboundMessage
-from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
+from tests.channel_helpers import conversations, hub_with_channel, messages_of, over
+from tests.channel_helpers import running as running_loop
+from tests.conftest import RunningHub, wait_for
 from tests.fakes.telegram_api import until
 from tests.fakes.vk_api import FakeVk
 from tests.hubproc import hub_process, omnihub
@@ -53,15 +55,9 @@ def account_for(fake: FakeVk, **settings: Any) -> ChannelAccount:
 @contextlib.asynccontextmanager
 async def running(fake: FakeVk, sink: MemorySink) -> AsyncIterator[tuple[VkConnector, asyncio.Task[None]]]:
     connector = VkConnector(account_for(fake))
-    task = asyncio.create_task(connector.run(sink))
-    try:
+    async with running_loop(connector, sink) as task:
         await until(lambda: fake.polls or task.done(), what="the first long poll")
         yield connector, task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, SinkCrash):
-            await task
-        await connector.close()
 
 
 def outbound(
@@ -467,37 +463,27 @@ async def add_vk_channel(pool: asyncpg.Pool, fake: FakeVk, **settings: Any) -> i
     )
 
 
-@contextlib.asynccontextmanager
-async def hub_with_vk(database_url: str, fake: FakeVk) -> AsyncIterator[tuple[RunningHub, httpx.AsyncClient, int]]:
-    async with db.open_pool(database_url, min_size=1, max_size=2) as pool:
-        channel_id = await add_vk_channel(pool, fake)
-    async with start_hub(database_url) as hub:
-        client = await login(hub.base_url, await make_agent(hub.pool, "admin"))
-        try:
-            yield hub, client, channel_id
-        finally:
-            await client.aclose()
+def hub_with_vk(
+    database_url: str, fake: FakeVk
+) -> contextlib.AbstractAsyncContextManager[tuple[RunningHub, httpx.AsyncClient, int]]:
+    return hub_with_channel(database_url, lambda pool: add_vk_channel(pool, fake))
 
 
-async def conversations(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    r = await client.get("/api/v1/conversations")
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
-
-
-async def messages_of(client: httpx.AsyncClient, conversation_id: int) -> list[dict[str, Any]]:
-    r = await client.get(f"/api/v1/conversations/{conversation_id}/messages")
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
-
-
-async def stored_ts(hub: RunningHub, channel_id: int) -> str | None:
-    value: str | None = await hub.pool.fetchval(
+async def stored_ts(pool: asyncpg.Pool, channel_id: int) -> str | None:
+    """The long poll position the hub has stored for the channel."""
+    value: str | None = await pool.fetchval(
         "SELECT value FROM channel_cursors WHERE channel_id = $1 AND key = 'ts'", channel_id
     )
     return value
+
+
+async def user_says_hello(hub: RunningHub, client: httpx.AsyncClient, channel_id: int, fake: FakeVk) -> dict[str, Any]:
+    """Once the hub polls VK, the user writes; the conversation that makes."""
+    await wait_for(lambda: stored_ts(hub.pool, channel_id), timeout=15)
+    fake.user_writes(USER, "hello")
+    (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+    made: dict[str, Any] = conv
+    return made
 
 
 async def reply(client: httpx.AsyncClient, conversation_id: int, text: str) -> int:
@@ -518,7 +504,7 @@ async def test_message_in_reaches_the_inbox_and_the_client_card_and_a_reply_goes
     photo = b"\xff\xd8\xff" + bytes(range(256)) * 20
     url = fake.add_file("p.jpg", photo, "image/jpeg")
     async with hub_with_vk(database_url, fake) as (hub, client, channel_id):
-        await wait_for(lambda: stored_ts(hub, channel_id), timeout=15)
+        await wait_for(lambda: stored_ts(hub.pool, channel_id), timeout=15)
         attachment = {
             "type": "photo",
             "photo": {"id": 5, "owner_id": USER, "sizes": [{"width": 9, "height": 9, "url": url}]},
@@ -545,7 +531,7 @@ async def test_message_in_reaches_the_inbox_and_the_client_card_and_a_reply_goes
         # VK echoes our reply as message_reply; an admin answering on vk.com is mirrored as outgoing.
         fake.admin_writes(USER, "Answered on vk.com")
         fake.push("message_deny", {"user_id": USER})
-        await wait_for(lambda: _equals(stored_ts(hub, channel_id), str(fake.ts)), timeout=10)
+        await wait_for(lambda: _equals(stored_ts(hub.pool, channel_id), str(fake.ts)), timeout=10)
         history = await messages_of(client, conv["id"])
         assert [(m["direction"], m["text"], m["flags"]) for m in history] == [
             ("in", "Where is my order?", []),
@@ -558,11 +544,11 @@ async def test_message_in_reaches_the_inbox_and_the_client_card_and_a_reply_goes
 
 async def test_a_community_link_ref_is_the_clients_first_touch(database_url: str, fake: FakeVk) -> None:
     async with hub_with_vk(database_url, fake) as (hub, client, channel_id):
-        await wait_for(lambda: stored_ts(hub, channel_id), timeout=15)
+        await wait_for(lambda: stored_ts(hub.pool, channel_id), timeout=15)
         fake.user_writes(USER, "Hi, I saw your ad", ref="summer-sale", ref_source="qr_poster")
         (conv,) = await wait_for(lambda: conversations(client), timeout=15)
         fake.user_writes(USER, "Me again", ref="later-link", ref_source="post")  # the first touch stays
-        await wait_for(lambda: _equals(stored_ts(hub, channel_id), str(fake.ts)), timeout=10)
+        await wait_for(lambda: _equals(stored_ts(hub.pool, channel_id), str(fake.ts)), timeout=10)
         card = (await client.get(f"/api/v1/clients/{conv['client_id']}")).json()
     touch = card["first_touch"]
     assert (touch["channel_id"], touch["channel"]) == (channel_id, "vk")
@@ -580,9 +566,7 @@ async def _equals(value: Any, expected: Any) -> bool:
 async def test_a_send_whose_answer_was_lost_is_retried_and_delivered_once(database_url: str, fake: FakeVk) -> None:
     fake.lose_send_responses = 1
     async with hub_with_vk(database_url, fake) as (hub, client, channel_id):
-        await wait_for(lambda: stored_ts(hub, channel_id), timeout=15)
-        fake.user_writes(USER, "hello")
-        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        conv = await user_says_hello(hub, client, channel_id, fake)
         reply_id = await reply(client, conv["id"], "once")
         await wait_for(lambda: _has_status(client, conv["id"], reply_id, "sent"), timeout=15)
     random_ids = [int(call["random_id"]) for call in fake.send_calls]
@@ -593,9 +577,7 @@ async def test_a_send_whose_answer_was_lost_is_retried_and_delivered_once(databa
 @pytest.mark.parametrize("code", [6, 9])
 async def test_rate_errors_back_off_then_send_once(database_url: str, fake: FakeVk, code: int) -> None:
     async with hub_with_vk(database_url, fake) as (hub, client, channel_id):
-        await wait_for(lambda: stored_ts(hub, channel_id), timeout=15)
-        fake.user_writes(USER, "hello")
-        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        conv = await user_says_hello(hub, client, channel_id, fake)
         fake.fail_method("messages.send", code)
         reply_id = await reply(client, conv["id"], "after the pause")
         await wait_for(lambda: _has_status(client, conv["id"], reply_id, "sent"), timeout=30)
@@ -608,9 +590,7 @@ async def test_rate_errors_back_off_then_send_once(database_url: str, fake: Fake
 async def test_901_fails_the_reply_with_the_reason(database_url: str, fake: FakeVk) -> None:
     fake.deny(USER)
     async with hub_with_vk(database_url, fake) as (hub, client, channel_id):
-        await wait_for(lambda: stored_ts(hub, channel_id), timeout=15)
-        fake.user_writes(USER, "hello")
-        (conv,) = await wait_for(lambda: conversations(client), timeout=15)
+        conv = await user_says_hello(hub, client, channel_id, fake)
         reply_id = await reply(client, conv["id"], "you will not get this")
         await wait_for(lambda: _has_status(client, conv["id"], reply_id, "failed"), timeout=10)
         message = await status_of(client, conv["id"], reply_id)
@@ -666,27 +646,16 @@ async def test_sigkill_mid_burst_and_restart_store_every_message_once(
         async with hub_process(database_url, tmp_path) as first:
             await first.until(polling, timeout=60)
             pushing = asyncio.create_task(burst())
-            await first.until(lambda: _over(stored(), 40), timeout=30)
+            await first.until(lambda: over(stored(), 40), timeout=30)
             await first.kill()  # SIGKILL: no cleanup, the open transaction dies with the process
             killed_at = await stored()
             await pushing
         assert killed_at < total, "the burst was over before the kill; the test proves nothing"
         async with hub_process(database_url, tmp_path) as second:
-            await second.until(lambda: _over(stored(), total - 1), timeout=60)
-            await second.until(lambda: _equals(polling_ts(pool, channel_id), str(fake.ts)), timeout=15)
+            await second.until(lambda: over(stored(), total - 1), timeout=60)
+            await second.until(lambda: _equals(stored_ts(pool, channel_id), str(fake.ts)), timeout=15)
             await asyncio.sleep(1.0)  # anything extra would show up now
             rows = await pool.fetch(
                 "SELECT text, count(*) AS n FROM messages WHERE channel_id = $1 GROUP BY text", channel_id
             )
     assert {r["text"]: r["n"] for r in rows} == {f"m{i}": 1 for i in range(total)}
-
-
-async def polling_ts(pool: asyncpg.Pool, channel_id: int) -> str | None:
-    value: str | None = await pool.fetchval(
-        "SELECT value FROM channel_cursors WHERE channel_id = $1 AND key = 'ts'", channel_id
-    )
-    return value
-
-
-async def _over(value: Any, n: int) -> bool:
-    return bool(await value > n)
