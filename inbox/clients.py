@@ -1,4 +1,4 @@
-"""Client cards: one per person across channels, with the whole timeline."""
+"""Client cards: one per person across channels; the newest of everything, the rest a page at a time."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from inbox.conversations import BadCursor, decode_cursor, encode_cursor
 from inbox.notes import NOTE_SELECT
 from inbox.views import fetch_conversations, iso, note_json
 
-TIMELINE_LIMIT = 500
 NOTES_LIMIT = 200
-CARD_CONVERSATIONS = 50  # the newest; the rest page through client_conversations
+# The card holds the newest of each; the rest page through client_conversations, client_identities
+# and client_timeline, so that a card costs the same for a client with years of history.
+CARD_CONVERSATIONS = 50
+CARD_IDENTITIES = 50
+CARD_TIMELINE = 100
 # The card also shows undone merges (hub.events.TIMELINE_TYPES is the shared list; this adds to it).
 CARD_TIMELINE_TYPES = (*TIMELINE_TYPES, *(t for t in ("client.merged", "client.unmerged") if t not in TIMELINE_TYPES))
 
@@ -67,22 +70,12 @@ async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
         raise NotFound(f"client {client_id} does not exist")
     if row["merged_into"] is not None:
         return await client_card(pool, row["merged_into"])
-    identities = await pool.fetch(
-        "SELECT i.id, i.external_id, i.display_name, i.username, ch.id AS channel_id, ch.kind, ch.name AS channel_name"
-        " FROM identities i JOIN channels ch ON ch.id = i.channel_id WHERE i.client_id = $1 ORDER BY i.id",
-        client_id,
-    )
+    identities, identities_cursor = await _identities_page(pool, client_id, CARD_IDENTITIES, None)
+    identities_total = await pool.fetchval("SELECT count(*) FROM identities WHERE client_id = $1", client_id)
     conversations, conversations_cursor, conversations_total = await _conversations_page(
         pool, client_id, CARD_CONVERSATIONS, None, with_total=True
     )
-    events = await pool.fetch(
-        "SELECT id, type, client_id, conversation_id, actor_agent_id, payload, created_at FROM ("
-        "  SELECT * FROM events WHERE client_id = $1 AND type = ANY($2::text[]) ORDER BY id DESC LIMIT $3"
-        ") e ORDER BY id",
-        client_id,
-        list(CARD_TIMELINE_TYPES),
-        TIMELINE_LIMIT,
-    )
+    events, timeline_cursor = await _timeline_page(pool, client_id, CARD_TIMELINE, None)
     notes = await pool.fetch(
         f"SELECT * FROM ({NOTE_SELECT} WHERE n.client_id = $1 ORDER BY n.id DESC LIMIT $2) n ORDER BY id",
         client_id,
@@ -90,29 +83,21 @@ async def client_card(pool: asyncpg.Pool, client_id: int) -> JSON:
     )
     return {
         **client_json(row),
-        "identities": [
-            {
-                "id": i["id"],
-                "channel": {"id": i["channel_id"], "kind": i["kind"], "name": i["channel_name"]},
-                "external_id": i["external_id"],
-                "display_name": i["display_name"],
-                "username": i["username"],
-            }
-            for i in identities
-        ],
+        "identities": identities,
+        "identities_total": identities_total,
+        "identities_next_cursor": identities_cursor,
         "conversations": conversations,
         "conversations_total": conversations_total,
         "conversations_next_cursor": conversations_cursor,
-        "timeline": [event_json(e) for e in events],
+        "timeline": events[::-1],  # oldest first, as the card always had it
+        "timeline_next_cursor": timeline_cursor,
         "notes": [note_json(n) for n in notes],
         "merges": await merge.merges_of(pool, client_id),
     }
 
 
-async def client_conversations(
-    pool: asyncpg.Pool, client_id: int, *, limit: int = 50, cursor: str | None = None
-) -> tuple[list[JSON], str | None]:
-    """A client's conversations, newest first (the card shows the first page; this pages on)."""
+async def survivor_id(pool: asyncpg.Pool, client_id: int) -> int:
+    """The card a client id stands for now (itself, or the card it was merged into); NotFound if none."""
     survivor = await pool.fetchval(
         "WITH RECURSIVE up (id, merged_into) AS (SELECT id, merged_into FROM clients WHERE id = $1"
         " UNION ALL SELECT x.id, x.merged_into FROM clients x JOIN up ON x.id = up.merged_into)"
@@ -121,19 +106,87 @@ async def client_conversations(
     )
     if survivor is None:
         raise NotFound(f"client {client_id} does not exist")
+    return int(survivor)
+
+
+async def client_conversations(
+    pool: asyncpg.Pool, client_id: int, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[JSON], str | None]:
+    """A client's conversations, newest first (the card shows the first page; this pages on)."""
+    survivor = await survivor_id(pool, client_id)
     items, next_cursor, _ = await _conversations_page(pool, survivor, limit, cursor, with_total=False)
     return items, next_cursor
+
+
+async def client_identities(
+    pool: asyncpg.Pool, client_id: int, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[JSON], str | None]:
+    """A client's identities, newest first (the card shows the first page; this pages on)."""
+    return await _identities_page(pool, await survivor_id(pool, client_id), limit, cursor)
+
+
+async def client_timeline(
+    pool: asyncpg.Pool, client_id: int, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[JSON], str | None]:
+    """A client's timeline, newest event first (the card shows the newest; this pages on to older ones)."""
+    return await _timeline_page(pool, await survivor_id(pool, client_id), limit, cursor)
+
+
+def _before(cursor: str | None) -> int | None:
+    """The id a page continues below (cursors of the id-ordered pages here are one id)."""
+    if not cursor:
+        return None
+    (value,) = decode_cursor(cursor, 1)
+    if not value.isdigit() or int(value) >= 2**63:
+        raise BadCursor("cursor is not one this server gave out")
+    return int(value)
+
+
+def _cut(rows: list[asyncpg.Record], limit: int) -> tuple[list[asyncpg.Record], str | None]:
+    """Rows fetched with LIMIT limit + 1, newest first: the page and the cursor after its last row."""
+    return rows[:limit], (encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None)
+
+
+async def _identities_page(
+    pool: asyncpg.Pool, client_id: int, limit: int, cursor: str | None
+) -> tuple[list[JSON], str | None]:
+    before = _before(cursor)
+    rows, next_cursor = _cut(await pool.fetch(
+        "SELECT i.id, i.external_id, i.display_name, i.username, ch.id AS channel_id, ch.kind, ch.name AS channel_name"
+        " FROM identities i JOIN channels ch ON ch.id = i.channel_id"
+        f" WHERE i.client_id = $1 AND i.id < $2 ORDER BY i.id DESC LIMIT {int(limit) + 1}",
+        client_id, before if before is not None else 2**63 - 1,
+    ), limit)
+    items: list[JSON] = [
+        {
+            "id": i["id"],
+            "channel": {"id": i["channel_id"], "kind": i["kind"], "name": i["channel_name"]},
+            "external_id": i["external_id"],
+            "display_name": i["display_name"],
+            "username": i["username"],
+        }
+        for i in rows
+    ]
+    return items, next_cursor
+
+
+async def _timeline_page(
+    pool: asyncpg.Pool, client_id: int, limit: int, cursor: str | None
+) -> tuple[list[JSON], str | None]:
+    """Events newest first, by id (unique, so equal timestamps never split or repeat across pages)."""
+    before = _before(cursor)
+    rows, next_cursor = _cut(await pool.fetch(
+        "SELECT id, type, client_id, conversation_id, actor_agent_id, payload, created_at FROM events"
+        f" WHERE client_id = $1 AND type = ANY($2::text[]) AND id < $3 ORDER BY id DESC LIMIT {int(limit) + 1}",
+        client_id, list(CARD_TIMELINE_TYPES), before if before is not None else 2**63 - 1,
+    ), limit)
+    return [event_json(e) for e in rows], next_cursor
 
 
 async def _conversations_page(
     pool: asyncpg.Pool, client_id: int, limit: int, cursor: str | None, *, with_total: bool
 ) -> tuple[list[JSON], str | None, int | None]:
-    before = None
-    if cursor:
-        (value,) = decode_cursor(cursor, 1)
-        if not value.isdigit():
-            raise BadCursor("cursor is not one this server gave out")
-        before = int(value)
+    before = _before(cursor)
     # Page on conversations_client_idx alone, then decorate the page (inbox.views): a client with
     # thousands of conversations costs the same as one with fifty.
     row = await pool.fetchrow(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import re
@@ -427,3 +428,64 @@ async def test_text_filter_finds_the_same_pages_whichever_way_it_looks(
         assert walked == truth, (q, status)
         assert truth or q == "zeppelin"
     assert named in [c["id"] for c in (await convs.list_conversations(hub.pool, q="warrantyson"))[0]]
+
+
+async def test_the_card_caps_identities_and_timeline_and_pages_on(hub: RunningHub, api: httpx.AsyncClient) -> None:
+    ids = await seed(hub.pool)
+    client = ids["client_ru"]
+    await hub.pool.execute(
+        "INSERT INTO identities (channel_id, external_id, client_id, display_name)"
+        " SELECT $1, 'extra-' || g, $2, 'Ivan ' || g FROM generate_series(1, 54) g",
+        ids["tg"], client,
+    )
+    # 165 events with one timestamp (ties); a tenth are delivery noise that the timeline leaves out
+    await hub.pool.execute(
+        "INSERT INTO events (type, client_id, payload, created_at)"
+        " SELECT CASE WHEN g % 10 = 0 THEN 'message.status' ELSE 'client.updated' END, $1, '{}',"
+        " '2026-01-01T00:00:00Z' FROM generate_series(1, 165) g",
+        client,
+    )
+    identities = [r["id"] for r in await hub.pool.fetch("SELECT id FROM identities WHERE client_id = $1 ORDER BY id DESC", client)]
+    events = [
+        r["id"] for r in await hub.pool.fetch(
+            "SELECT id FROM events WHERE client_id = $1 AND type <> 'message.status' ORDER BY id DESC", client
+        )
+    ]
+    assert len(identities) == 55 and len(events) > 150
+    card = check(await api.get(f"/api/v1/clients/{client}"), "GET", "/api/v1/clients/{id}")
+    assert [i["id"] for i in card["identities"]] == identities[:50]
+    assert card["identities_total"] == 55 and card["identities_next_cursor"]
+    assert [e["id"] for e in card["timeline"]] == events[:100][::-1]  # the newest 100, oldest first as before
+    assert card["timeline_next_cursor"]
+
+    async def walk(kind: str, limit: int, cursor: str | None) -> list[int]:
+        seen: list[int] = []
+        while True:
+            r = check(
+                await api.get(f"/api/v1/clients/{client}/{kind}", params={"limit": limit, **({"cursor": cursor} if cursor else {})}),
+                "GET", f"/api/v1/clients/{{id}}/{kind}",
+            )
+            seen += [x["id"] for x in r["items"]]
+            if not (cursor := r["next_cursor"]):
+                return seen
+
+    assert await walk("identities", 50, card["identities_next_cursor"]) == identities[50:]
+    assert await walk("identities", 7, None) == identities
+    assert await walk("timeline", 50, card["timeline_next_cursor"]) == events[100:]  # no gaps, no repeats
+    assert await walk("timeline", 7, None) == events
+    for kind in ("identities", "timeline"):
+        path = f"/api/v1/clients/{client}/{kind}"
+        assert (await api.get(path, params={"cursor": "garbage"})).status_code == 400
+        assert (await api.get(path, params={"cursor": base64.urlsafe_b64encode(b"9" * 30).decode()})).status_code == 400
+        assert (await api.get(f"/api/v1/clients/999999/{kind}")).status_code == 404
+    small = check(await api.get(f"/api/v1/clients/{ids['client_en']}"), "GET", "/api/v1/clients/{id}")
+    assert (small["identities_total"], small["identities_next_cursor"], small["timeline_next_cursor"]) == (1, None, None)
+    # a merged-away id pages through the survivor's; its merges and suggestions are the survivor's too
+    await api.post(f"/api/v1/clients/{ids['client_en']}/merge", json={"other_id": client})
+    assert len(await walk("identities", 500, None)) == 56
+    assert len(await walk("timeline", 500, None)) > len(events)
+    merges = check(await api.get(f"/api/v1/clients/{client}/merges"), "GET", "/api/v1/clients/{id}/merges")
+    assert [m["survivor"]["id"] for m in merges["items"]] == [ids["client_en"]]
+    assert (await api.get(f"/api/v1/clients/{client}/merge-suggestions")).status_code == 200
+    assert (await api.get("/api/v1/clients/999999/merges")).status_code == 404
+    assert (await api.get("/api/v1/clients/999999/merge-suggestions")).status_code == 404

@@ -23,8 +23,8 @@ async def list_suggestions(request: Request) -> Response:
 async def client_suggestions(request: Request) -> Response:
     limit, cursor = paging(request)
     pool = hub_of(request).pool
-    card = await clients.client_card(pool, path_id(request))  # 404 for an unknown id; a merged id leads on
-    items, next_cursor = await suggestions.list_suggestions(pool, client_id=card["id"], limit=limit, cursor=cursor)
+    client_id = await clients.survivor_id(pool, path_id(request))  # 404 for an unknown id; a merged id leads on
+    items, next_cursor = await suggestions.list_suggestions(pool, client_id=client_id, limit=limit, cursor=cursor)
     return page(items, next_cursor)
 
 
@@ -51,8 +51,7 @@ async def dismiss_suggestion(request: Request) -> Response:
 @role("agent")
 async def client_merges(request: Request) -> Response:
     pool = hub_of(request).pool
-    card = await clients.client_card(pool, path_id(request))
-    return page(card["merges"], None)
+    return page(await merge.merges_of(pool, await clients.survivor_id(pool, path_id(request))), None)
 
 
 @role("agent")

@@ -35,6 +35,20 @@ async def client_conversations(request: Request) -> Response:
 
 
 @role("agent")
+async def client_identities(request: Request) -> Response:
+    limit, cursor = paging(request)
+    items, next_cursor = await clients.client_identities(hub_of(request).pool, path_id(request), limit=limit, cursor=cursor)
+    return page(items, next_cursor)
+
+
+@role("agent")
+async def client_timeline(request: Request) -> Response:
+    limit, cursor = paging(request)
+    items, next_cursor = await clients.client_timeline(hub_of(request).pool, path_id(request), limit=limit, cursor=cursor)
+    return page(items, next_cursor)
+
+
+@role("agent")
 async def update_client(request: Request) -> Response:
     body = await json_body(request)
     card = await clients.update_client(
@@ -75,6 +89,8 @@ routes = [
     Route("/api/v1/clients/{id:int}", get_client, methods=["GET"]),
     Route("/api/v1/clients/{id:int}", update_client, methods=["PATCH"]),
     Route("/api/v1/clients/{id:int}/conversations", client_conversations),
+    Route("/api/v1/clients/{id:int}/identities", client_identities),
+    Route("/api/v1/clients/{id:int}/timeline", client_timeline),
     Route("/api/v1/clients/{id:int}/merge", merge_client, methods=["POST"]),
     Route("/api/v1/blobs/{sha256:str}", blob),
 ]

@@ -82,22 +82,31 @@ SCHEMAS: dict[str, JSON] = {
                     "tags": {"type": "array", "items": _STR}, "created_at": _TIME,
                     "custom_fields": {"type": "object"}, "first_touch": {"type": "object"}},
                    required=["id", "name", "email", "phone", "segment", "tags", "created_at"]),
+    "Identity": _obj({
+        "id": _INT, "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}),
+        "external_id": _STR, "display_name": _STR, "username": _STR,
+    }),
     "ClientCard": {
         "allOf": [_ref("Client")],
         "type": "object",
-        "required": ["identities", "conversations", "conversations_total", "conversations_next_cursor", "timeline",
-                     "custom_fields", "first_touch", "notes", "merges"],
+        "required": ["identities", "identities_total", "identities_next_cursor", "conversations", "conversations_total",
+                     "conversations_next_cursor", "timeline", "timeline_next_cursor", "custom_fields", "first_touch",
+                     "notes", "merges"],
         "properties": {
-            "identities": {"type": "array", "items": _obj({
-                "id": _INT, "channel": _obj({"id": _INT, "kind": _STR, "name": _STR}),
-                "external_id": _STR, "display_name": _STR, "username": _STR,
-            })},
+            "identities": {"type": "array", "items": _ref("Identity"),
+                           "description": "the newest 50 (by id), newest first; GET /api/v1/clients/{id}/identities pages on"},
+            "identities_total": _INT,
+            "identities_next_cursor": {"type": ["string", "null"],
+                                       "description": "cursor for /api/v1/clients/{id}/identities; null: all shown"},
             "conversations": {"type": "array", "items": _ref("Conversation"),
                               "description": "the newest 50; GET /api/v1/clients/{id}/conversations pages on"},
             "conversations_total": _INT,
             "conversations_next_cursor": {"type": ["string", "null"],
                                           "description": "cursor for /api/v1/clients/{id}/conversations; null: all shown"},
-            "timeline": {"type": "array", "items": _ref("Event")},
+            "timeline": {"type": "array", "items": _ref("Event"),
+                         "description": "the newest 100 events, oldest first; GET /api/v1/clients/{id}/timeline pages on"},
+            "timeline_next_cursor": {"type": ["string", "null"],
+                                     "description": "cursor for /api/v1/clients/{id}/timeline (older events); null: all shown"},
             "notes": {"type": "array", "items": _ref("Note")},
             "merges": {"type": "array", "items": _ref("Merge")},
         },
@@ -258,6 +267,13 @@ PATHS: JSON = {
     "/api/v1/clients/{id}/conversations": {"get": _op(
         "The client's conversations, newest first (the card holds the first page)", "agent",
         {"200": _json(_list(_ref("Conversation")))}, parameters=[*_ID, *_PAGING])},
+    "/api/v1/clients/{id}/identities": {"get": _op(
+        "The client's identities, newest first (the card holds the first page)", "agent",
+        {"200": _json(_list(_ref("Identity")))}, parameters=[*_ID, *_PAGING])},
+    "/api/v1/clients/{id}/timeline": {"get": _op(
+        "The client's timeline, newest event first (the card holds the newest 100; the card's"
+        " timeline_next_cursor continues below them)", "agent",
+        {"200": _json(_list(_ref("Event")))}, parameters=[*_ID, *_PAGING])},
     "/api/v1/clients/{id}/merge": {"post": _op("Merge another client into this one", "agent", {"200": _json(_ref("ClientCard"))},
                                                parameters=_ID, requestBody=_body(_obj({"other_id": _INT})))},
     "/api/v1/blobs/{sha256}": {"get": _op("An attachment", "agent", {"200": {"description": "the file"}},

@@ -1,5 +1,6 @@
 // The client card: who the person is on every channel, their other
 // conversations and the timeline of everything that happened with them.
+// The server sends the newest of each list and a cursor; "Show more" pages on.
 import { h, clear, channelBadge, initials, icon } from "./dom.js";
 import { t, formatDateTime, formatTime } from "./i18n.js";
 import { api, request, query } from "./api.js";
@@ -18,6 +19,9 @@ const card = { clientId: null, data: null, suggestions: [], token: 0, refreshTim
 const drafts = { tag: "", cfKey: "", cfValue: "", note: "", segment: null };
 let rendering = false;
 const KIND_NAMES = { telegram: "Telegram", vk: "VK", email: "E-mail", widget: "Web chat" };
+// The card's paged lists. Pages come newest first; the card's timeline is oldest first.
+const PAGED = ["identities", "conversations", "timeline"];
+const oldestFirst = (list) => list === "timeline";
 
 export function mountCard(root, callbacks) {
   cb = callbacks;
@@ -50,8 +54,8 @@ export function cardClientId() {
 }
 
 export async function showClient(clientId) {
-  // A live refresh keeps the conversations "Show more" already opened.
-  const shown = clientId === card.clientId ? card.data?.conversations?.length || 0 : 0;
+  // A live refresh keeps the pages "Show more" already opened.
+  const shown = Object.fromEntries(PAGED.map((list) => [list, clientId === card.clientId ? card.data?.[list]?.length || 0 : 0]));
   if (clientId !== card.clientId) {
     card.data = null;
     card.suggestions = [];
@@ -66,10 +70,10 @@ export async function showClient(clientId) {
       api.client(clientId),
       historyApi.clientSuggestions(clientId).catch(() => ({ items: [] })),
     ]);
-    if (shown > data.conversations.length && data.conversations_next_cursor) {
-      const more = await request("GET", `/clients/${data.id}/conversations${query({ limit: Math.min(shown, 500) })}`);
-      Object.assign(data, { conversations: more.items, conversations_next_cursor: more.next_cursor });
-    }
+    await Promise.all(PAGED.filter((list) => shown[list] > (data[list] || []).length && data[`${list}_next_cursor`]).map(async (list) => {
+      const more = await request("GET", `/clients/${data.id}/${list}${query({ limit: Math.min(shown[list], 500) })}`);
+      Object.assign(data, { [list]: oldestFirst(list) ? more.items.reverse() : more.items, [`${list}_next_cursor`]: more.next_cursor });
+    }));
     if (token !== card.token) return;
     card.data = data;
     card.suggestions = sugg?.items || [];
@@ -149,7 +153,7 @@ function draw() {
         // docs/api.md says a kind string; the server sends {id, kind, name}. Take either.
         typeof i.channel === "object" && i.channel ? channelBadge(i.channel.kind, i.channel.name) : channelBadge(i.channel),
         h("span", { class: "identity-name" }, i.display_name || i.username || i.external_id),
-        i.username && i.display_name ? h("span", { class: "muted small" }, `@${i.username}`) : null))),
+        i.username && i.display_name ? h("span", { class: "muted small" }, `@${i.username}`) : null)).concat(moreButton(d, "identities", "card-ident-more")).filter(Boolean)),
     section(t("card.conversations"), [...(d.conversations || []).map((c) =>
       h("li", {},
         h("button", {
@@ -161,22 +165,29 @@ function draw() {
           h("span", { class: `pill st-${c.status}` }, t(`status.${c.status}`)),
           h("time", { class: "muted small" }, formatTime(c.last_activity_at))),
         h("span", { class: "card-conv-text" }, c.last_message?.text || c.subject || `#${c.id}`)))),
-    // The card holds the newest 50; the rest come a page at a time.
-    d.conversations_next_cursor ? h("li", {}, h("button", {
-      type: "button", class: "btn btn-ghost btn-sm", id: "card-conv-more", onclick: moreConversations,
-    }, t("card.more", { shown: d.conversations.length, total: d.conversations_total }))) : null].filter(Boolean)),
+    moreButton(d, "conversations", "card-conv-more")].filter(Boolean)),
     notesSection(d),
     (d.merges || []).length ? section(t("card.merges"), d.merges.map(mergeItem), "card-merges") : null,
-    section(t("card.timeline"), [...(d.timeline || [])].filter((ev) => !quiet(ev)).reverse().map(timelineItem), "timeline"));
+    section(t("card.timeline"), [...[...(d.timeline || [])].filter((ev) => !quiet(ev)).reverse().map(timelineItem),
+      moreButton(d, "timeline", "card-timeline-more")].filter(Boolean), "timeline"));
 }
 
-async function moreConversations() {
+// The card holds the newest of each list; the rest come a page at a time. The
+// timeline has no total (counting a busy client's events costs what the cap saves).
+function moreButton(d, list, id) {
+  if (!d[`${list}_next_cursor`]) return null;
+  const shown = d[list].length;
+  return h("li", {}, h("button", { type: "button", class: "btn btn-ghost btn-sm", id, onclick: () => more(list) },
+    t("card.more", { shown, total: d[`${list}_total`] ?? `${shown}+` })));
+}
+
+async function more(list) {
   const d = card.data;
   try {
-    const page = await request("GET", `/clients/${d.id}/conversations${query({ cursor: d.conversations_next_cursor })}`);
+    const page = await request("GET", `/clients/${d.id}/${list}${query({ cursor: d[`${list}_next_cursor`] })}`);
     if (card.data !== d) return; // the card was refetched or another client opened meanwhile
-    d.conversations = [...d.conversations, ...page.items];
-    d.conversations_next_cursor = page.next_cursor;
+    d[list] = oldestFirst(list) ? [...page.items.reverse(), ...d[list]] : [...d[list], ...page.items];
+    d[`${list}_next_cursor`] = page.next_cursor;
     render();
   } catch (err) {
     showError(err);
