@@ -35,6 +35,11 @@ def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def _whole_number(value: Any) -> bool:
+    """A whole number ≥ 0; JSON's true and false are not numbers here, though Python's bool is an int."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 # --- teams ----------------------------------------------------------------------------------------
 
 @role("agent")
@@ -87,7 +92,7 @@ async def list_presence(request: Request) -> Response:
 async def set_capacity(request: Request) -> Response:
     body = await json_body(request, "capacity")
     capacity = body["capacity"]
-    if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0):
+    if capacity is not None and not _whole_number(capacity):
         raise HTTPError(400, "capacity must be a whole number ≥ 0, or null for the default")
     pool = hub_of(request).pool
     agent_id = path_id(request)
@@ -126,7 +131,7 @@ async def update_settings(request: Request) -> Response:
         kind = SETTINGS[name]
         if kind is bool and not isinstance(value, bool):
             raise HTTPError(400, f"{name} must be true or false")
-        if kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        if kind is int and not _whole_number(value):
             raise HTTPError(400, f"{name} must be a whole number ≥ 0")
     if body:
         sets = ", ".join(f"{k} = ${i + 1}" for i, k in enumerate(body))
