@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    Dialog,
-    Page,
-    ViewportSize,
-    WebSocketRoute,
-    expect,
-)
+from playwright.async_api import Browser, WebSocketRoute, expect
 
 from connectors.widget import new_signing_key
 from hub import db
@@ -36,23 +25,15 @@ from hub.channels import add_channel
 from hub.errors import PermanentFailure
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
+from tests.browser_helpers import PHONE, Person, add_disabled_channel, open_person, shot, sign_in
 from tests.conftest import RunningHub, make_agent, start_hub
 from tests.loopback import LoopbackConnector
 
 pytestmark = pytest.mark.timeout(180)
 
-SCREENSHOTS = (
-    Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-    if os.environ.get("OMNIHUB_UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "omnihub-screenshots"
-)
-DESKTOP: ViewportSize = {"width": 1440, "height": 900}
-PHONE: ViewportSize = {"width": 390, "height": 800}
 # A payload that would leave a mark if it ever ran, next to the classic ones.
 PWN = '<img src=x onerror="window.__pwned=1">'
 XSS_TEXTS = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", PWN]
-
-expect.set_options(timeout=10_000)
 
 
 @dataclass
@@ -60,22 +41,6 @@ class Demo:
     hub: RunningHub
     channel_id: int
     agent: dict[str, Any]
-
-
-@dataclass
-class Person:
-    """A browser context with one page, and every dialog it tried to open."""
-
-    context: BrowserContext
-    page: Page
-    dialogs: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    async def assert_nothing_ran(self) -> None:
-        assert self.dialogs == [], f"a dialog opened: {self.dialogs}"
-        assert await self.page.evaluate("window.__pwned") is None, "an injected handler ran"
-        assert self.errors == [], f"uncaught page errors: {self.errors}"
-
 
 
 @pytest.fixture
@@ -92,27 +57,12 @@ async def demo(database_url: str) -> AsyncIterator[Demo]:
         )
         # Other channels for the screenshots, disabled so nothing tries to reach Telegram or a mail server.
         for kind, name in (("telegram", "Telegram bot"), ("email", "support@acme.coffee")):
-            other = await add_channel(conn, kind=kind, name=name, settings={}, secrets={})
-            await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", other)
+            await add_disabled_channel(conn, kind=kind, name=name)
     finally:
         await conn.close()
     async with start_hub(database_url, demo_channel_id=channel_id) as h:
         agent = await make_agent(h.pool, "agent", name="Anna Agent")
         yield Demo(h, channel_id, agent)
-
-
-async def open_person(browser: Browser, *, viewport: ViewportSize = DESKTOP, locale: str = "en-US") -> Person:
-    context = await browser.new_context(viewport=viewport, locale=locale)
-    page = await context.new_page()
-    person = Person(context, page)
-
-    async def on_dialog(d: Dialog) -> None:
-        person.dialogs.append(d.message)
-        await d.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.on("pageerror", lambda e: person.errors.append(str(e)))
-    return person
 
 
 async def open_visitor(browser: Browser, demo: Demo, **kw: Any) -> Person:
@@ -133,12 +83,7 @@ async def visitor_says(v: Person, text: str) -> None:
 
 async def open_agent(browser: Browser, demo: Demo, **kw: Any) -> Person:
     a = await open_person(browser, **kw)
-    await a.page.goto(f"{demo.hub.base_url}/")
-    await a.page.fill("#login-email", demo.agent["email"])
-    await a.page.fill("#login-password", demo.agent["password"])
-    await a.page.click("#login-submit")
-    await expect(a.page.locator("#conv-items")).to_be_visible()
-    await expect(a.page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    await sign_in(a, demo.hub.base_url, demo.agent)
     # Marks this document: if the page reloads, the mark is gone.
     await a.page.evaluate("window.__sameDocument = true")
     return a
@@ -146,11 +91,6 @@ async def open_agent(browser: Browser, demo: Demo, **kw: Any) -> Person:
 
 def widget_rows(v: Person) -> Any:
     return v.page.locator("#omnihub-widget .row .msg")
-
-
-async def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / name))
 
 
 async def other_channel_traffic(demo: Demo) -> None:

@@ -9,28 +9,24 @@ button, and markup in a tag or a message stays text.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Dialog, Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from hub import db
-from hub.channels import add_channel
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
+from tests import browser_helpers
+from tests.browser_helpers import Person, add_disabled_channel, open_person, sign_in
 from tests.conftest import RunningHub, login, make_agent, start_hub
 
 pytestmark = pytest.mark.timeout(180)
 
-SHOTS = Path(tempfile.gettempdir()) / "omnihub-screenshots"
 XSS = "<img src=x onerror=alert(1)>"
 PWN = '<img src=x onerror="window.__pwned=1">'
-
-expect.set_options(timeout=10_000)
 
 
 @dataclass
@@ -41,26 +37,11 @@ class Setup:
     manager: dict[str, Any]
 
 
-@dataclass
-class Person:
-    page: Page
-    dialogs: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    async def assert_nothing_ran(self) -> None:
-        assert self.dialogs == [], f"a dialog opened: {self.dialogs}"
-        assert await self.page.evaluate("window.__pwned") is None, "an injected handler ran"
-        assert self.errors == [], f"uncaught page errors: {self.errors}"
-
-
-
 @pytest.fixture
 async def setup(database_url: str) -> AsyncIterator[Setup]:
     conn = await db.connect(database_url)
     try:
-        # Disabled, so nothing tries to reach Telegram.
-        tg = await add_channel(conn, kind="telegram", name="Telegram bot", settings={}, secrets={})
-        await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", tg)
+        tg = await add_disabled_channel(conn, kind="telegram", name="Telegram bot")
     finally:
         await conn.close()
     async with start_hub(database_url) as h:
@@ -77,28 +58,14 @@ async def say(s: Setup, ext: str, name: str, text: str, **raw: Any) -> Any:
 
 
 async def open_inbox(browser: Browser, s: Setup, who: dict[str, Any], locale: str = "en-US") -> Person:
-    context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale=locale)
-    page = await context.new_page()
-    person = Person(page)
-
-    async def on_dialog(d: Dialog) -> None:
-        person.dialogs.append(d.message)
-        await d.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.on("pageerror", lambda e: person.errors.append(str(e)))
-    await page.goto(f"{s.hub.base_url}/")
-    await page.fill("#login-email", who["email"])
-    await page.fill("#login-password", who["password"])
-    await page.click("#login-submit")
-    await expect(page.locator("#conv-items")).to_be_visible()
-    await expect(page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    person = await open_person(browser, locale=locale)
+    await sign_in(person, s.hub.base_url, who)
     return person
 
 
 async def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / name))
+    """Looked at, never part of the docs."""
+    await browser_helpers.shot(page, name, scratch=True)
 
 
 async def test_tags_and_fields_persist_and_markup_stays_text(browser: Browser, setup: Setup) -> None:

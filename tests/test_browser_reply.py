@@ -21,15 +21,16 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, FilePayload, Locator, Page, Route, expect
+from playwright.async_api import Browser, FilePayload, Page, Route, expect
 
 from hub import db
 from hub.channels import add_channel
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
+from tests.browser_helpers import Person, add_disabled_channel, open_person, shot, sign_in
 from tests.conftest import RunningHub, make_agent, start_hub, wait_for
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.test_browser import SCREENSHOTS, Demo, Person, open_agent, open_person, open_visitor, visitor_says
+from tests.test_browser import Demo, open_agent, open_visitor, visitor_says
 
 # The hub serving /demo with a widget channel; a fixture, so the test's argument of the same name "redefines" it.
 from tests.test_browser import demo as widget_demo  # noqa: F401
@@ -39,8 +40,6 @@ pytestmark = pytest.mark.timeout(180)
 LIMIT = 300_000  # the hub's attachment cap in these tests (OMNIHUB_MAX_ATTACHMENT_BYTES)
 PWN = "<img src=x onerror=window.__pwned=1>"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-
-expect.set_options(timeout=10_000)
 
 
 def png(width: int = 48, height: int = 32, rgb: tuple[int, int, int] = (79, 70, 229)) -> bytes:
@@ -75,9 +74,8 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
                 conn, kind="telegram", name="Telegram bot", secrets={"token": fake.token},
                 settings={"api_base": fake.base_url, "mode": "polling", "poll_timeout": 1},
             )
-            # Disabled: nothing tries to reach a mail server; messages are ingested directly.
-            email = await add_channel(conn, kind="email", name="support@acme.coffee", settings={}, secrets={})
-            await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", email)
+            # Messages are ingested directly.
+            email = await add_disabled_channel(conn, kind="email", name="support@acme.coffee")
         finally:
             await conn.close()
         async with start_hub(database_url, max_attachment_bytes=LIMIT) as h:
@@ -89,12 +87,7 @@ async def open_inbox(browser: Browser, s: Setup, width: int = 1280, height: int 
     """An agent signed in (open_person records dialogs and page errors)."""
     a = await open_person(browser, viewport={"width": width, "height": height})
     await a.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=s.hub.base_url)
-    page = a.page
-    await page.goto(f"{s.hub.base_url}/")
-    await page.fill("#login-email", s.agent["email"])
-    await page.fill("#login-password", s.agent["password"])
-    await page.click("#login-submit")
-    await expect(page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    await sign_in(a, s.hub.base_url, s.agent)
     return a
 
 
@@ -102,12 +95,6 @@ async def open_conversation(page: Page, text: str, row: str | None = None) -> No
     """Click the list row showing `row` (default: `text`), then wait for `text` in the thread."""
     await page.locator(".conv", has_text=row or text).click()
     await expect(page.locator("#messages .msg", has_text=text).first).to_be_visible()
-
-
-async def shot(target: Locator, name: str) -> None:
-    """A part of the page, into docs/screenshots with OMNIHUB_UPDATE_SCREENSHOTS=1 (see tests/test_browser.py)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await target.screenshot(path=str(SCREENSHOTS / name))
 
 
 def chip_names(page: Page) -> Any:

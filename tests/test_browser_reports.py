@@ -13,32 +13,21 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
+from playwright.async_api import Browser, Page, Route, ViewportSize, expect
 
+from tests.browser_helpers import DESKTOP, PHONE, Person, open_person, shot, sign_in
 from tests.conftest import RunningHub, login, make_agent, start_hub
 from tests.test_reports import Week, seed_week
 
 pytestmark = pytest.mark.timeout(180)
-
-SCREENSHOTS = (
-    Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-    if os.environ.get("OMNIHUB_UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "omnihub-screenshots"
-)
-DESKTOP: ViewportSize = {"width": 1440, "height": 900}
-PHONE: ViewportSize = {"width": 390, "height": 800}
-
-expect.set_options(timeout=10_000)
 
 
 @dataclass
@@ -46,13 +35,6 @@ class Office:
     hub: RunningHub
     admin: httpx.AsyncClient
     week: Week
-
-
-@dataclass
-class Person:
-    context: BrowserContext
-    page: Page
-    errors: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -65,24 +47,11 @@ async def office(database_url: str) -> AsyncIterator[Office]:
             await admin.aclose()
 
 
-async def sign_in(browser: Browser, office: Office, who: dict[str, Any], viewport: ViewportSize = DESKTOP) -> Person:
+async def open_inbox(browser: Browser, office: Office, who: dict[str, Any], viewport: ViewportSize = DESKTOP) -> Person:
     # Moscow time: the volume days follow the browser's zone (09:00 UTC is 12:00 there, the same day).
-    context = await browser.new_context(viewport=viewport, locale="en-US", timezone_id="Europe/Moscow")
-    page = await context.new_page()
-    person = Person(context, page)
-    page.on("pageerror", lambda e: person.errors.append(str(e)))
-    await page.goto(f"{office.hub.base_url}/")
-    await page.fill("#login-email", who["email"])
-    await page.fill("#login-password", who["password"])
-    await page.click("#login-submit")
-    await expect(page.locator("#conv-items")).to_be_visible()
-    await expect(page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    person = await open_person(browser, viewport=viewport, timezone_id="Europe/Moscow")
+    await sign_in(person, office.hub.base_url, who)
     return person
-
-
-async def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 async def sticking_out(page: Page) -> list[str]:
@@ -102,7 +71,7 @@ def cells(page: Page, agent_id: int) -> Any:
 
 async def test_manager_sees_who_answered_late_and_exports_it(browser: Browser, office: Office) -> None:
     w = office.week
-    m = await sign_in(browser, office, w.manager)
+    m = await open_inbox(browser, office, w.manager)
     page = m.page
     await expect(page.locator("#reports-btn")).to_have_text("Reports")
     await page.click("#reports-btn")
@@ -136,7 +105,7 @@ async def test_manager_sees_who_answered_late_and_exports_it(browser: Browser, o
         ["Lena", re.compile(r"\S"), re.compile(r"\S"), "25 min", re.compile(r"\S")])
     late_href = await page.locator("#rep-late .rep-late-csv").get_attribute("href")
     assert late_href is not None and f"agent={w.boris['id']}" in late_href and "late=1" in late_href
-    await shot(page, "reports-desktop.png")
+    await shot(page, "reports-desktop.png", full_page=True)
 
     # The CSV link downloads the same table.
     link = page.locator("#rep-agents .rep-csv")
@@ -197,12 +166,12 @@ async def test_manager_sees_who_answered_late_and_exports_it(browser: Browser, o
 
 
 async def test_reports_on_a_phone(browser: Browser, office: Office) -> None:
-    m = await sign_in(browser, office, office.week.manager, viewport=PHONE)
+    m = await open_inbox(browser, office, office.week.manager, viewport=PHONE)
     page = m.page
     await page.click("#reports-btn")
     await expect(cells(page, office.week.boris["id"]).nth(1)).to_have_text("1")  # late
     # The table scrolls sideways inside its section; the page itself does not.
-    await shot(page, "reports-phone.png")
+    await shot(page, "reports-phone.png", full_page=True)
     assert await sticking_out(page) == []
     await page.select_option("#lang", "ru")
     await expect(page.locator("#reports-btn")).to_have_text("Отчёты")
@@ -212,7 +181,7 @@ async def test_reports_on_a_phone(browser: Browser, office: Office) -> None:
 
 
 async def test_an_agent_has_no_reports(browser: Browser, office: Office) -> None:
-    a = await sign_in(browser, office, office.week.anna)
+    a = await open_inbox(browser, office, office.week.anna)
     page = a.page
     await expect(page.locator("#reports-btn")).to_be_hidden()
     await expect(page.locator("#reports")).to_be_hidden()

@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from hub import db
-from hub.channels import add_channel
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
+from tests.browser_helpers import Person, add_disabled_channel, open_person, shot, sign_in
 from tests.conftest import RunningHub, login, make_agent, start_hub, wait_for
-from tests.test_browser import Person, open_person
 
 pytestmark = pytest.mark.timeout(180)
-
-SCREENSHOTS = Path(tempfile.gettempdir()) / "omnihub-screenshots"
-
-expect.set_options(timeout=10_000)
 
 
 @dataclass
@@ -42,14 +35,12 @@ class Desk:
     admin: httpx.AsyncClient
 
 
-
 @pytest.fixture
 async def desk(database_url: str) -> AsyncIterator[Desk]:
     """A hub with a (disabled) Telegram channel, two agents and an admin API client."""
     conn = await db.connect(database_url)
     try:
-        channel_id = await add_channel(conn, kind="telegram", name="Telegram bot", settings={}, secrets={})
-        await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", channel_id)
+        channel_id = await add_disabled_channel(conn, kind="telegram", name="Telegram bot")
     finally:
         await conn.close()
     async with start_hub(database_url) as h:
@@ -64,12 +55,7 @@ async def desk(database_url: str) -> AsyncIterator[Desk]:
 
 async def open_agent(browser: Browser, desk: Desk, agent: dict[str, Any]) -> Person:
     a = await open_person(browser)
-    await a.page.goto(f"{desk.hub.base_url}/")
-    await a.page.fill("#login-email", agent["email"])
-    await a.page.fill("#login-password", agent["password"])
-    await a.page.click("#login-submit")
-    await expect(a.page.locator("#conv-items")).to_be_visible()
-    await expect(a.page.locator("#conn-dot")).to_have_attribute("data-state", "open")
+    await sign_in(a, desk.hub.base_url, agent)
     return a
 
 
@@ -82,13 +68,6 @@ async def say(desk: Desk, external_id: str, sender: Sender, text: str) -> int:
         "SELECT conversation_id FROM messages WHERE external_id = $1", external_id
     )
     return conv_id
-
-
-async def shot(page: Page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    await page.screenshot(path=str(path))
-    return path
 
 
 async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Browser, desk: Desk) -> None:
@@ -133,7 +112,7 @@ async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Brow
     alert = page.locator("#sla-alert")
     await expect(alert).to_be_visible()
     await expect(alert).to_contain_text("SLA breached (First response): Lena Late")
-    path = await shot(page, "sla-overdue.png")
+    path = await shot(page, "sla-overdue.png", scratch=True)
     assert path.stat().st_size > 0
 
     # The other row's clock is untouched and repaints in place from its due time, without a refetch.
@@ -148,7 +127,7 @@ async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Brow
     await expect(clock).to_have_text("просрочено на 5 мин")
     await expect(row.locator(".prio-urgent")).to_have_text("Срочно")
     await expect(alert).to_contain_text("Нарушен SLA (Первый ответ): Lena Late")
-    await shot(page, "sla-ru.png")
+    await shot(page, "sla-ru.png", scratch=True)
 
     # The alert opens the conversation.
     await page.select_option("#lang", "en")
@@ -163,7 +142,7 @@ async def test_sla_clock_counts_down_then_shows_overdue_and_alerts(browser: Brow
     await expect(page.locator(".conv .conv-name")).to_have_text(["Lena Late", "Viktor VIP"])
     await expect(page.locator(".conv .queue-wait").first).to_have_text(re.compile(r"^waiting \d+ min$"))
     await expect(page.locator("#filter-status")).to_be_disabled()
-    await shot(page, "sla-queue.png")
+    await shot(page, "sla-queue.png", scratch=True)
     await page.click("#assign-me")  # Lena Late is open in the thread
     await expect(page.locator(".conv .conv-name")).to_have_text(["Viktor VIP"])
     await page.click(".seg-btn[data-filter=all]")
@@ -218,7 +197,7 @@ async def test_the_clock_warns_from_its_own_start_and_shows_paused_while_pending
         "() => import('/static/inbox/sla.js').then((m) => { m.refreshClocks();"
         " return document.querySelector('.thread-sub .sla-clock').textContent; })"
     ) == "paused"
-    await shot(page, "sla-paused.png")
+    await shot(page, "sla-paused.png", scratch=True)
     await page.select_option("#lang", "ru")
     await expect(row_clock).to_have_text("на паузе")
     await expect(header).to_have_text("на паузе")
@@ -255,7 +234,7 @@ async def test_presence_toggle_sends_away_and_colleagues_see_it(browser: Browser
     await wait_for(lambda: _is(boris_status, "away"))
     await expect(boris_option).to_have_attribute("data-presence", "away")
     await expect(boris_option).to_contain_text("Boris Agent — Away")
-    await shot(boris.page, "sla-presence-away.png")
+    await shot(boris.page, "sla-presence-away.png", scratch=True)
 
     # Assigning to a colleague from the select.
     await anna.page.select_option("#assign-to", str(desk.boris["id"]))
