@@ -26,9 +26,9 @@ async def test_show_more_pages_through_a_busy_clients_conversations(browser: Bro
     await expect(card.locator(".card-conv")).to_have_count(50)
     more = card.locator("#card-conv-more")
     await expect(more).to_have_text("Show more (50 of 60)")
-    await more.scroll_into_view_if_needed()
-    await shot(page, "card-show-more.png")
     await page.wait_for_load_state("networkidle")  # the refresh that opening the conversation (read) sets off
+    await more.scroll_into_view_if_needed()  # (before that refresh, it may replace the button while this scrolls)
+    await shot(page, "card-show-more.png")
     await more.click()
     await expect(card.locator(".card-conv")).to_have_count(60)
     await expect(more).to_have_count(0)

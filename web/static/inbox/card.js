@@ -54,8 +54,6 @@ export function cardClientId() {
 }
 
 export async function showClient(clientId) {
-  // A live refresh keeps the pages "Show more" already opened.
-  const shown = Object.fromEntries(PAGED.map((list) => [list, clientId === card.clientId ? card.data?.[list]?.length || 0 : 0]));
   if (clientId !== card.clientId) {
     card.data = null;
     card.suggestions = [];
@@ -70,6 +68,8 @@ export async function showClient(clientId) {
       api.client(clientId),
       historyApi.clientSuggestions(clientId).catch(() => ({ items: [] })),
     ]);
+    // A live refresh keeps the pages "Show more" opened, also while this request ran.
+    const shown = Object.fromEntries(PAGED.map((list) => [list, card.data?.id === data.id ? card.data[list]?.length || 0 : 0]));
     await Promise.all(PAGED.filter((list) => shown[list] > (data[list] || []).length && data[`${list}_next_cursor`]).map(async (list) => {
       const more = await request("GET", `/clients/${data.id}/${list}${query({ limit: Math.min(shown[list], 500) })}`);
       Object.assign(data, { [list]: oldestFirst(list) ? more.items.reverse() : more.items, [`${list}_next_cursor`]: more.next_cursor });
@@ -182,10 +182,13 @@ function moreButton(d, list, id) {
 }
 
 async function more(list) {
-  const d = card.data;
+  const { id } = card.data;
+  const cursor = card.data[`${list}_next_cursor`];
   try {
-    const page = await request("GET", `/clients/${d.id}/${list}${query({ cursor: d[`${list}_next_cursor`] })}`);
-    if (card.data !== d) return; // the card was refetched or another client opened meanwhile
+    const page = await request("GET", `/clients/${id}/${list}${query({ cursor })}`);
+    // A live refresh may have replaced the card meanwhile: the page still fits if it ends where this one did.
+    const d = card.data;
+    if (d?.id !== id || d[`${list}_next_cursor`] !== cursor) return;
     d[list] = oldestFirst(list) ? [...page.items.reverse(), ...d[list]] : [...d[list], ...page.items];
     d[`${list}_next_cursor`] = page.next_cursor;
     render();
