@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from playwright.async_api import Browser, BrowserContext, Dialog, Locator, Page, ViewportSize, expect
 
+from hub import db
 from hub.channels import add_channel
 
 SCRATCH = Path(tempfile.gettempdir()) / "omnihub-screenshots"
@@ -81,8 +81,12 @@ async def shot(target: Page | Locator, name: str, *, scratch: bool = False, **op
     return path
 
 
-async def add_disabled_channel(conn: asyncpg.Connection, *, kind: str, name: str) -> int:
+async def add_disabled_channel(database_url: str, *, kind: str, name: str) -> int:
     """A channel to show in the inbox that never runs: nothing tries to reach Telegram or a mail server."""
-    channel_id = await add_channel(conn, kind=kind, name=name, settings={}, secrets={})
-    await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", channel_id)
+    conn = await db.connect(database_url)
+    try:
+        channel_id = await add_channel(conn, kind=kind, name=name, settings={}, secrets={})
+        await conn.execute("UPDATE channels SET enabled = false WHERE id = $1", channel_id)
+    finally:
+        await conn.close()
     return channel_id

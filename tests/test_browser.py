@@ -55,11 +55,11 @@ async def demo(database_url: str) -> AsyncIterator[Demo]:
             settings={"origins": []},
             secrets={"signing_key": new_signing_key()},
         )
-        # Other channels for the screenshots, disabled so nothing tries to reach Telegram or a mail server.
-        for kind, name in (("telegram", "Telegram bot"), ("email", "support@acme.coffee")):
-            await add_disabled_channel(conn, kind=kind, name=name)
     finally:
         await conn.close()
+    # Other channels for the screenshots.
+    for kind, name in (("telegram", "Telegram bot"), ("email", "support@acme.coffee")):
+        await add_disabled_channel(database_url, kind=kind, name=name)
     async with start_hub(database_url, demo_channel_id=channel_id) as h:
         agent = await make_agent(h.pool, "agent", name="Anna Agent")
         yield Demo(h, channel_id, agent)

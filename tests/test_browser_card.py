@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from hub import db
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
 from tests import browser_helpers
@@ -39,11 +38,7 @@ class Setup:
 
 @pytest.fixture
 async def setup(database_url: str) -> AsyncIterator[Setup]:
-    conn = await db.connect(database_url)
-    try:
-        tg = await add_disabled_channel(conn, kind="telegram", name="Telegram bot")
-    finally:
-        await conn.close()
+    tg = await add_disabled_channel(database_url, kind="telegram", name="Telegram bot")
     async with start_hub(database_url) as h:
         agent = await make_agent(h.pool, "agent", name="Anna Agent")
         manager = await make_agent(h.pool, "manager", name="Max Manager")

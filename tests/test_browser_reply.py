@@ -74,10 +74,10 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
                 conn, kind="telegram", name="Telegram bot", secrets={"token": fake.token},
                 settings={"api_base": fake.base_url, "mode": "polling", "poll_timeout": 1},
             )
-            # Messages are ingested directly.
-            email = await add_disabled_channel(conn, kind="email", name="support@acme.coffee")
         finally:
             await conn.close()
+        # Messages are ingested directly.
+        email = await add_disabled_channel(database_url, kind="email", name="support@acme.coffee")
         async with start_hub(database_url, max_attachment_bytes=LIMIT) as h:
             agent = await make_agent(h.pool, "agent", name="Anna Agent")
             yield Setup(h, fake, email, agent)

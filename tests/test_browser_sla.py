@@ -17,7 +17,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from hub import db
 from hub.types import InboundMessage, Sender
 from inbox.ingest import ingest
 from tests.browser_helpers import Person, add_disabled_channel, open_person, shot, sign_in
@@ -38,11 +37,7 @@ class Desk:
 @pytest.fixture
 async def desk(database_url: str) -> AsyncIterator[Desk]:
     """A hub with a (disabled) Telegram channel, two agents and an admin API client."""
-    conn = await db.connect(database_url)
-    try:
-        channel_id = await add_disabled_channel(conn, kind="telegram", name="Telegram bot")
-    finally:
-        await conn.close()
+    channel_id = await add_disabled_channel(database_url, kind="telegram", name="Telegram bot")
     async with start_hub(database_url) as h:
         anna = await make_agent(h.pool, "agent", name="Anna Agent")
         boris = await make_agent(h.pool, "agent", name="Boris Agent")
