@@ -447,8 +447,9 @@ ALTER TABLE sla_clocks ADD COLUMN paused_at timestamptz;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX clients_name_trgm_idx ON clients USING gin (name gin_trgm_ops);
 
--- migration 8: messages by time (history search walks them newest first when a word is common;
--- reports read one period: volume per day and channel, agents' replies)
+-- migration 8: messages by time (history search and report periods)
+-- History search walks messages newest first when a word is common; reports read one period
+-- (volume per day and channel, agents' replies).
 CREATE INDEX messages_created_idx ON messages (created_at, id);
 
 -- migration 9: snoozes that ran out are found without reading every conversation (housekeeping, every 10 s)
