@@ -193,6 +193,12 @@ async def test_the_clock_warns_from_its_own_start_and_shows_paused_while_pending
         " return document.querySelector('.thread-sub .sla-clock').textContent; })"
     ) == "paused"
     await shot(page, "sla-paused.png", scratch=True)
+    # A snapshot of the pending conversation taken before routing paused its clock still shows "paused".
+    assert await page.evaluate(
+        "() => import('/static/inbox/sla.js').then((m) => m.slaClock({status: 'pending', sla: {due_at: null, clocks: ["
+        "{metric: 'first_response', started_at: new Date(Date.now() - 6e5).toISOString(),"
+        " due_at: new Date(Date.now() + 6e5).toISOString(), stopped_at: null, paused_at: null}]}}))"
+    ) == {"metric": "first_response", "paused": True}
     await page.select_option("#lang", "ru")
     await expect(row_clock).to_have_text("на паузе")
     await expect(header).to_have_text("на паузе")

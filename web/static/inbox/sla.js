@@ -18,6 +18,12 @@ export function slaClock(conv) {
   const running = clocks.filter((k) => !k.stopped_at && k.due_at).sort(byDue);
   const paused = clocks.filter((k) => k.paused_at).sort(byDue);
   if (!running.length && paused.length) return { metric: paused[0].metric, paused: true };
+  // Every clock pauses while the conversation waits (pending, snoozed). The routing pass that
+  // records it runs just after the status change, so a snapshot taken in between (another
+  // event's, a page fetched then) still lists the clock as running: trust the status.
+  if (running.length && (conv.status === "pending" || conv.status === "snoozed")) {
+    return { metric: running[0].metric, paused: true };
+  }
   const k = running[0] || (sla.due_at ? { metric: "", due_at: sla.due_at } : null);
   if (!k) return null;
   // The clock's own start (the customer's message it runs from). Wall-clock: nights, weekends and
