@@ -20,7 +20,7 @@ from hub.events import Event, publish_many
 from hub.group_commit import GroupCommit
 from hub.types import Cursor, InboundMessage, IngestResult, Sender
 from inbox import ingest_bulk, suggestions
-from inbox.views import fetch_conversation, fetch_message, message_json
+from inbox.views import fetch_conversation, fetch_message
 
 MAX_BATCH = 64  # messages in one shared transaction
 MAX_TRANSACTIONS = 3  # shared transactions in flight per process (pool connections they hold)
@@ -112,8 +112,7 @@ async def _store(conn: asyncpg.Connection, m: InboundMessage, events: list[Event
         " flags, status, created_at, sent_at, original_text)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), CASE WHEN $4 = 'out' THEN now() END, $11)"
         " ON CONFLICT (channel_id, external_id) DO NOTHING"
-        " RETURNING id, conversation_id, channel_id, direction, text, html, attachments, flags, status, error,"
-        " author_agent_id, created_at, sent_at, edited_at, external_id, original_text",
+        " RETURNING " + ingest_bulk.INSERTED_COLUMNS,
         conversation_id,
         m.channel_id,
         m.external_id,
@@ -124,7 +123,7 @@ async def _store(conn: asyncpg.Connection, m: InboundMessage, events: list[Event
         list(m.flags),
         status,
         m.sent_at,
-        m.original_text if m.original_text != m.text else "",
+        ingest_bulk.original_text(m),
     )
     if inserted is None:  # a concurrent ingest of the same message won
         row = await conn.fetchrow(
@@ -150,16 +149,7 @@ async def _store(conn: asyncpg.Connection, m: InboundMessage, events: list[Event
 
     conversation = await fetch_conversation(conn, conversation_id)
     assert conversation is not None
-    # The message as the API shows it, from what the insert returned (no second read).
-    message = message_json(
-        {
-            **dict(inserted),
-            "channel_kind": conversation["channel"]["kind"],
-            "agent_name": None,
-            "client_id": client_id,
-            "client_name": conversation["client"]["name"],
-        }
-    )
+    message = ingest_bulk.inserted_message_json(inserted, conversation, client_id)
     if conversation_created:
         events.append(Event("conversation.created", {"conversation": conversation}, client_id, conversation_id))
     events.append(Event("message.created", {"message": message, "conversation": conversation}, client_id, conversation_id))

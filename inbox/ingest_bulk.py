@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from hub.events import Event
-from hub.types import InboundMessage, IngestResult
+from hub.types import JSON, InboundMessage, IngestResult
 from inbox import first_touch
 from inbox.views import CONVERSATION_SELECT, conversation_json, message_json
 
@@ -43,6 +43,31 @@ def plain(m: InboundMessage) -> bool:
         and not m.sender.phone
         and not m.sender.email
         and "@" not in m.text  # may name another card's e-mail: a merge suggestion (inbox/suggestions)
+    )
+
+
+# What an INSERT INTO messages returns: enough for the event's message JSON without a second read.
+INSERTED_COLUMNS = (
+    "id, conversation_id, channel_id, direction, text, html, attachments, flags, status, error,"
+    " author_agent_id, created_at, sent_at, edited_at, external_id, original_text"
+)
+
+
+def original_text(m: InboundMessage) -> str:
+    """What to store as the message's original text: '' when it is the shown text anyway."""
+    return m.original_text if m.original_text != m.text else ""
+
+
+def inserted_message_json(row: asyncpg.Record, conversation: JSON, client_id: int) -> JSON:
+    """The message as the API shows it, from what the insert returned and its conversation's JSON."""
+    return message_json(
+        {
+            **dict(row),
+            "channel_kind": conversation["channel"]["kind"],
+            "agent_name": None,
+            "client_id": client_id,
+            "client_name": conversation["client"]["name"],
+        }
     )
 
 
@@ -109,8 +134,7 @@ async def store_plain(
         " $8::text[]) WITH ORDINALITY AS k(conversation_id, channel_id, external_id, text, html, attachments, sent_at,"
         " original_text, n) ORDER BY k.n"
         " ON CONFLICT (channel_id, external_id) DO NOTHING"
-        " RETURNING id, conversation_id, channel_id, direction, text, html, attachments, flags, status, error,"
-        " author_agent_id, created_at, sent_at, edited_at, external_id, original_text",
+        " RETURNING " + INSERTED_COLUMNS,
         [rows[i]["open_id"] for i in to_insert],
         [messages[i].channel_id for i in to_insert],
         [messages[i].external_id for i in to_insert],
@@ -118,7 +142,7 @@ async def store_plain(
         [messages[i].html for i in to_insert],
         [json.dumps([a.as_json() for a in messages[i].attachments]) for i in to_insert],
         [messages[i].sent_at for i in to_insert],
-        [messages[i].original_text if messages[i].original_text != messages[i].text else "" for i in to_insert],
+        [original_text(messages[i]) for i in to_insert],
     )
     # Rows not returned were stored meanwhile by someone else: the per-message path reports them.
     by_key = {(r["channel_id"], r["external_id"]): r for r in inserted}
@@ -143,16 +167,7 @@ async def store_plain(
         client_id = rows[i]["client_id"]
         if opened.pop(row["conversation_id"], False):
             events.append(Event("conversation.created", {"conversation": conversation}, client_id, row["conversation_id"]))
-        # The message as the API shows it, from what the insert returned (no second read).
-        message = message_json(
-            {
-                **dict(row),
-                "channel_kind": conversation["channel"]["kind"],
-                "agent_name": None,
-                "client_id": client_id,
-                "client_name": conversation["client"]["name"],
-            }
-        )
+        message = inserted_message_json(row, conversation, client_id)
         events.append(
             Event("message.created", {"message": message, "conversation": conversation}, client_id, row["conversation_id"])
         )
