@@ -49,6 +49,7 @@ GAP_MAX_WAIT = 10.0  # seconds a missing event id may hold the feed back
 OVERDUE_MAX = 10_000  # missing ids watched for a late commit after the feed moved past them
 
 _EVENT_COLUMNS = "id, type, client_id, conversation_id, actor_agent_id, payload, created_at"
+_E_EVENT_COLUMNS = ", ".join("e." + c.strip() for c in _EVENT_COLUMNS.split(","))
 
 
 async def publish(
@@ -278,7 +279,7 @@ class EventFanout:
         """Deliver watched ids that committed late (marked `late`: below ids already sent); forget the others
         once every transaction that could still insert them has ended."""
         rows = await self._pool.fetch(
-            f"SELECT s.xmin, {', '.join('e.' + c.strip() for c in _EVENT_COLUMNS.split(','))}"
+            f"SELECT s.xmin, {_E_EVENT_COLUMNS}"
             " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) s"
             " LEFT JOIN events e ON e.id = ANY($1::bigint[]) ORDER BY e.id",
             list(self._overdue),
