@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -13,18 +11,7 @@ from inbox import audit, transcripts
 from inbox.audit_log import list_entries
 from inbox.search import EXPORT_LIMIT, SearchFilters, search
 from web.auth import role
-from web.http import HTTPError, agent_of, hub_of, page, paging, path_id
-
-
-def _time(request: Request, name: str) -> dt.datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise HTTPError(400, f"{name} must be an ISO 8601 date or time, e.g. 2026-11-01") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+from web.http import HTTPError, agent_of, hub_of, page, paging, path_id, query_time
 
 
 def _agent_param(request: Request, name: str) -> int | None:
@@ -59,7 +46,7 @@ def _filters(request: Request) -> SearchFilters:
     qp = request.query_params
     return SearchFilters(
         q=qp.get("q", ""), channel=qp.get("channel") or None, agent_id=_agent_param(request, "agent"),
-        tag=qp.get("tag") or None, start=_time(request, "from"), end=_time(request, "to"),
+        tag=qp.get("tag") or None, start=query_time(request, "from"), end=query_time(request, "to"),
         status=qp.get("status") or None,
     )
 
@@ -143,7 +130,7 @@ async def audit_log(request: Request) -> Response:
     items, next_cursor = await list_entries(
         hub_of(request).pool, agent_id=_agent_param(request, "agent"), action=action,
         conversation_id=_id_param(request, "conversation"), client_id=_id_param(request, "client"),
-        start=_time(request, "from"), end=_time(request, "to"), limit=limit, cursor=cursor,
+        start=query_time(request, "from"), end=query_time(request, "to"), limit=limit, cursor=cursor,
     )
     return page(items, next_cursor)
 

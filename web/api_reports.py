@@ -15,20 +15,14 @@ from hub.types import JSON
 from routing.business_hours import zone
 from routing.sla import BY_AGENT, BY_CUSTOMER
 from web.auth import role
-from web.http import HTTPError, hub_of
+from web.http import HTTPError, hub_of, query_time
 
 
 def _period(request: Request) -> tuple[dt.datetime, dt.datetime]:
+    """from/to query parameters; the last 7 days when absent."""
     now = dt.datetime.now(dt.UTC)
-    try:
-        start = dt.datetime.fromisoformat(request.query_params.get("from") or (now - dt.timedelta(days=7)).isoformat())
-        end = dt.datetime.fromisoformat(request.query_params.get("to") or now.isoformat())
-    except ValueError:
-        raise HTTPError(400, "from and to must be ISO 8601 dates, e.g. 2026-11-01") from None
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=dt.UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=dt.UTC)
+    start = query_time(request, "from") or now - dt.timedelta(days=7)
+    end = query_time(request, "to") or now
     if end <= start:
         raise HTTPError(400, "to must be later than from")
     return start, end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -89,3 +90,15 @@ def error_for(exc: Exception) -> JSONResponse:
     if isinstance(exc, OmnihubError):
         return error(400, str(exc))
     raise exc
+
+
+def query_time(request: Request, name: str) -> dt.datetime | None:
+    """An ISO 8601 date or time query parameter (UTC when it names no zone); None when absent."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise HTTPError(400, f"{name} must be an ISO 8601 date or time, e.g. 2026-11-01") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
